@@ -1,0 +1,281 @@
+"""Task-type schemas read from a template's ``bd.yaml``.
+
+A task type declares a typed *job space* (the scientific parameters: one job per point)
+and a typed *run space* (how one execution runs: calculator, SLURM options, ...), as
+BlackDynamite's bd.yaml does (AutoPot paper, Figure 2). Every value is validated here,
+before anything reaches the database, so a typo never becomes a stored job.
+
+Accepted forms of a parameter in bd.yaml::
+
+    job:
+      cfg_fname: str                         # short form
+      grade: {type: float, default: 2.0, doc: "extrapolation threshold"}
+      pot_fname: {type: str, file: true}     # a path copied into the run directory
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopot.errors import SchemaError
+
+TYPES: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}
+
+_MISSING = object()
+#: Files never part of a template's identity (caches, editor droppings).
+_IGNORED_PARTS = {"__pycache__", ".pytest_cache"}
+_IGNORED_SUFFIXES = {".pyc", ".pyo", ".swp"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed parameter of a job or run space."""
+
+    name: str
+    type: str
+    default: Any = _MISSING
+    doc: str = ""
+    file: bool = False  # value names input file(s) copied into the run directory
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def check(self, value: Any, *, where: str) -> Any:
+        """Return ``value`` converted to the canonical Python type, or raise."""
+        expected = TYPES[self.type]
+        if value is None and not self.required and self.default is None:
+            return None
+        if self.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.type in ("int", "float") and isinstance(value, bool):
+            raise SchemaError(f"expected {self.type}, got bool {value!r}", file=where, field=self.name)
+        if not isinstance(value, expected):
+            raise SchemaError(
+                f"expected {self.type}, got {type(value).__name__} {value!r}",
+                file=where,
+                field=self.name,
+            )
+        if self.type == "float" and not math.isfinite(value):
+            raise SchemaError(f"expected a finite float, got {value!r}", file=where, field=self.name)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if not self.required:
+            out["default"] = self.default
+        if self.doc:
+            out["doc"] = self.doc
+        if self.file:
+            out["file"] = True
+        return out
+
+
+def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
+    where = f"{section}.{name}"
+    if not isinstance(name, str) or not name.isidentifier():
+        raise SchemaError(f"parameter name {name!r} is not an identifier", file=source, field=where)
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, dict):
+        raise SchemaError(
+            f"expected a type name or a mapping, got {type(spec).__name__}", file=source, field=where
+        )
+    unknown = set(spec) - {"type", "default", "doc", "file"}
+    if unknown:
+        raise SchemaError(f"unknown key(s) {sorted(unknown)}", file=source, field=where)
+    type_name = spec.get("type")
+    if type_name not in TYPES:
+        raise SchemaError(
+            f"unknown type {type_name!r}; use one of {', '.join(TYPES)}", file=source, field=where
+        )
+    param = Param(
+        name=name,
+        type=type_name,
+        default=spec.get("default", _MISSING),
+        doc=str(spec.get("doc", "")),
+        file=bool(spec.get("file", False)),
+    )
+    if not param.required and param.default is not None:
+        param.check(param.default, where=source)
+    return param
+
+
+@dataclass
+class TaskSchema:
+    """The typed job and run spaces of one task type, plus its template's identity."""
+
+    name: str
+    template_dir: Path
+    job: dict[str, Param]
+    run: dict[str, Param]
+    files: list[str]
+    description: str = ""
+    source_hash: str = ""
+    source: str = ""  # path of the bd.yaml, for error messages
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, template_dir: str | Path) -> TaskSchema:
+        """Read ``template_dir/bd.yaml`` and hash the template's source files."""
+        import yaml
+
+        template_dir = Path(template_dir).resolve()
+        bd = template_dir / "bd.yaml"
+        if not template_dir.is_dir():
+            raise SchemaError("task template directory not found", file=template_dir)
+        if not bd.is_file():
+            raise SchemaError("missing bd.yaml in task template", file=bd)
+        try:
+            data = yaml.safe_load(bd.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f"line {mark.line + 1}" if mark else None
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise SchemaError(f"malformed YAML: {problem}", file=bd, field=line) from None
+        if not isinstance(data, dict):
+            raise SchemaError("expected a mapping at top level", file=bd)
+        allowed = {"task", "study", "description", "job", "run", "files", "exec_file"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise SchemaError(f"unknown key(s) {sorted(unknown)}", file=bd, field=sorted(unknown)[0])
+        name = data.get("task", data.get("study", template_dir.name))
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SchemaError(f"task name {name!r} is not an identifier", file=bd, field="task")
+        sections: dict[str, dict[str, Param]] = {}
+        for section in ("job", "run"):
+            raw = data.get(section) or {}
+            if not isinstance(raw, dict):
+                raise SchemaError("expected a mapping of parameters", file=bd, field=section)
+            sections[section] = {k: _parse_param(k, v, str(bd), section) for k, v in raw.items()}
+        clash = set(sections["job"]) & set(sections["run"])
+        if clash:
+            raise SchemaError(
+                f"declared in both job and run spaces: {sorted(clash)}", file=bd, field="run"
+            )
+        files = data.get("files", ["run.sh", "doIt.py"])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise SchemaError("expected a list of file names", file=bd, field="files")
+        for fname in files:
+            if not (template_dir / fname).is_file():
+                raise SchemaError("template file listed in bd.yaml is missing", file=template_dir / fname, field="files")
+        schema = cls(
+            name=name,
+            template_dir=template_dir,
+            job=sections["job"],
+            run=sections["run"],
+            files=files,
+            description=str(data.get("description", "")),
+            source=str(bd),
+        )
+        schema.source_hash = template_source_hash(template_dir)
+        return schema
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, space: dict[str, Param], values: dict[str, Any], section: str) -> dict[str, Any]:
+        unknown = set(values) - set(space)
+        if unknown:
+            bad = sorted(unknown)[0]
+            raise SchemaError(
+                f"unknown {section} parameter of task {self.name!r}; known: {', '.join(space) or 'none'}",
+                file=self.source,
+                field=f"{section}.{bad}",
+            )
+        out: dict[str, Any] = {}
+        for name, param in space.items():
+            if name in values:
+                out[name] = param.check(values[name], where=self.source)
+            elif param.required:
+                raise SchemaError(
+                    f"required {section} parameter of task {self.name!r} is missing",
+                    file=self.source,
+                    field=f"{section}.{name}",
+                )
+            else:
+                out[name] = _copy_default(param.default)
+        return out
+
+    def validate_job(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Check one point of the job space; fills defaults."""
+        return self._validate(self.job, values, "job")
+
+    def validate_run(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Check run-space values; fills defaults."""
+        return self._validate(self.run, values, "run")
+
+    def expand_jobs(self, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Expand list values of non-list parameters into the cartesian product of jobs.
+
+        ``cfg_fname=["a.cfg", "b.cfg"]`` gives two jobs; a ``list``-typed parameter takes
+        a list as one value (give a list of lists to expand it).
+        """
+        keys, choices = [], []
+        for name, value in values.items():
+            param = self.job.get(name)
+            expands = isinstance(value, (list, tuple)) and (
+                param is None or param.type != "list" or (value and all(isinstance(v, list) for v in value))
+            )
+            keys.append(name)
+            choices.append(list(value) if expands else [value])
+        if any(len(c) == 0 for c in choices):
+            empty = keys[[len(c) for c in choices].index(0)]
+            raise SchemaError("empty list: no job to create", file=self.source, field=f"job.{empty}")
+        return [self.validate_job(dict(zip(keys, combo, strict=True))) for combo in itertools.product(*choices)]
+
+    def file_params(self) -> list[str]:
+        return [p.name for p in (*self.job.values(), *self.run.values()) if p.file]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain snapshot for the database (no Path objects, no sentinels)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "template_dir": str(self.template_dir),
+            "files": list(self.files),
+            "job": {k: p.to_dict() for k, p in self.job.items()},
+            "run": {k: p.to_dict() for k, p in self.run.items()},
+            "source_hash": self.source_hash,
+        }
+
+
+def _copy_default(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
+
+
+def template_source_hash(template_dir: Path) -> str:
+    """sha256 over every file of a template (relative names and contents).
+
+    Part of a job's identity: editing doIt.py makes new jobs, so results of old code are
+    never mistaken for results of new code.
+    """
+    h = hashlib.sha256()
+    for path in sorted(template_dir.rglob("*")):
+        rel = path.relative_to(template_dir)
+        if not path.is_file() or _IGNORED_PARTS & set(rel.parts) or path.suffix in _IGNORED_SUFFIXES:
+            continue
+        h.update(str(rel).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def canonical_hash(params: dict[str, Any], source_hash: str) -> str:
+    """Identity of a job: canonical JSON of its validated parameters + template hash."""
+    import json
+
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((source_hash + "\0" + blob).encode()).hexdigest()
