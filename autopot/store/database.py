@@ -256,7 +256,7 @@ class Store:
         for attempt in range(retries + 1):
             self.tm.begin()
             try:
-                result = fn(self.root, *args, **kwargs)
+                result = fn(self.conn.root().get("autopot"), *args, **kwargs)
                 if note:
                     self.tm.get().note(note)
                 self.tm.commit()
