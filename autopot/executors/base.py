@@ -1,0 +1,103 @@
+"""The executor interface: how a prepared run directory becomes a running process.
+
+One small interface (as ASE's Calculator or Parsl's executors): ``submit`` hands runs
+over, ``cancel`` stops them, and every observation of a run's end (exit code, scheduler
+state) comes back through the ``report`` callback the engine gives at construction. The
+engine, not the executor, writes run states to the database, so the executor-specific
+part stays small and replaceable.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: What every task process runs, in its run directory. A constant: no user value is ever
+#: interpolated into it. The exit code is kept in a file so that an orchestrator that
+#: died and restarted can still learn how a run ended.
+EXIT_FILE = ".autopot_exit"
+TASK_COMMAND = ["/bin/sh", "-c", f'sh ./run.sh; code=$?; echo "$code" > {EXIT_FILE}; exit "$code"']
+STDOUT = "stdout.log"
+STDERR = "stderr.log"
+
+
+@dataclass
+class RunSpec:
+    """Everything an executor needs to start one run; plain data, no database objects."""
+
+    task: str
+    run_id: int
+    label: str  # "sp_calc.12"
+    run_dir: Path
+    env: dict[str, str]
+    run_params: dict[str, Any] = field(default_factory=dict)  # slurm_options, ...
+    attempt: int = 1
+
+
+@dataclass
+class Outcome:
+    """How a run ended, as the executor saw it."""
+
+    label: str
+    state: str  # FINISHED, FAILED, CANCELLED (or RUNNING/SUBMITTED for progress reports)
+    exit_code: int | None = None
+    cause: str = ""
+    executor_id: str = ""
+    retry: bool = False  # the executor asks for a resubmission (node failure, timeout)
+
+
+Report = Callable[[Outcome], Awaitable[None] | None]
+
+
+class Executor(abc.ABC):
+    """Base class: one instance per orchestrator, shared by the task types that use it."""
+
+    name: str = "base"
+
+    def __init__(self, report: Report, **options: Any):
+        self.report = report
+        self.options = options
+
+    async def start(self) -> None:
+        """Acquire resources (connections, pollers)."""
+        return None
+
+    @abc.abstractmethod
+    async def submit(self, specs: list[RunSpec]) -> list[str]:
+        """Start (or queue) the runs; return one executor id per spec (pid, SLURM job id).
+
+        Raising means nothing was submitted; the engine marks those runs FAILED with
+        the error as cause.
+        """
+
+    @abc.abstractmethod
+    async def cancel(self, labels: list[str]) -> None:
+        """Stop runs; their outcomes are reported as CANCELLED."""
+
+    async def adopt(self, label: str, executor_id: str, run_dir: Path) -> bool:
+        """After an orchestrator restart: watch a run started by a previous orchestrator.
+
+        Returns False when the run is gone (the engine then reads its exit file or
+        applies the resubmission policy).
+        """
+        return False
+
+    async def close(self) -> None:
+        """Release resources; running tasks are left alone unless cancelled before."""
+        return None
+
+
+def tail(path: Path, lines: int = 5, max_bytes: int = 8192) -> str:
+    """Last lines of a log file, for failure causes."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
