@@ -19,7 +19,12 @@ from typing import Any
 #: interpolated into it. The exit code is kept in a file so that an orchestrator that
 #: died and restarted can still learn how a run ended.
 EXIT_FILE = ".autopot_exit"
-TASK_COMMAND = ["/bin/sh", "-c", f'sh ./run.sh; code=$?; echo "$code" > {EXIT_FILE}; exit "$code"']
+PID_FILE = ".autopot_pid"
+TASK_COMMAND = [
+    "/bin/sh",
+    "-c",
+    f'echo $$ > {PID_FILE}; sh ./run.sh; code=$?; echo "$code" > {EXIT_FILE}; exit "$code"',
+]
 STDOUT = "stdout.log"
 STDERR = "stderr.log"
 
@@ -84,6 +89,11 @@ class Executor(abc.ABC):
         applies the resubmission policy).
         """
         return False
+
+    async def settle(self, labels: list[str], timeout: float) -> None:
+        """Wait (bounded) until the processes of runs already ended in the database exit,
+        so their exit codes and files are recorded before the orchestrator exits."""
+        return None
 
     async def close(self) -> None:
         """Release resources; running tasks are left alone unless cancelled before."""

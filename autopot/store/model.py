@@ -34,6 +34,9 @@ class Provenance(Persistent):
 class WorkflowRun(Persistent):
     """One execution of an orchestrator under a name; several may share a directory."""
 
+    stop_request: str | None = None  # "cancel" or "drain", written by `orchestrator stop`
+    ended: float | None = None
+
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         self.name = name
         self.params = dict(params or {})

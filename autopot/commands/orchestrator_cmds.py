@@ -1,0 +1,216 @@
+"""``autopot orchestrator start|status|stop``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from autopot.errors import WorkflowError
+
+_CONFIG = click.option(
+    "-c", "--config", "motoko", default="motoko.yaml", show_default=True,
+    type=click.Path(dir_okay=True, path_type=Path), help="the workflow's motoko.yaml",
+)
+_RUN_NAME = click.option("--run-name", default=None, help="workflow run name (default: 'default'; status: latest)")
+
+
+@click.group()
+def orchestrator() -> None:
+    """Run a workflow's orchestrator, watch it, stop it."""
+
+
+@orchestrator.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@_CONFIG
+@_RUN_NAME
+@click.option("--detach", is_flag=True, help="run in the background; follow with 'status --follow'")
+@click.option("--keep-server", is_flag=True, help="leave the database server running at the end")
+@click.option("-h", "--help", "show_help", is_flag=True, help="show this message and the workflow's flags")
+@click.pass_context
+def start(ctx: click.Context, motoko: Path, run_name: str | None, detach: bool, keep_server: bool, show_help: bool) -> None:
+    """Start (or resume) the workflow; extra flags go to the orchestrator module."""
+    from autopot.engine.motoko import MotokoConfig
+    from autopot.engine.runner import parse_workflow_args, run_orchestrator
+
+    if show_help:
+        click.echo(ctx.get_help())
+        click.echo("\nWorkflow flags (declared by the orchestrator module):")
+        config = MotokoConfig.load(motoko)
+        try:
+            parse_workflow_args(config, ["--help"])
+        except SystemExit:
+            pass
+        return
+    argv = list(ctx.args)
+    if detach:
+        _detach(motoko, run_name, keep_server, argv)
+        return
+    status = run_orchestrator(motoko, run_name=run_name, argv=argv, keep_server=keep_server)
+    if status:
+        raise click.exceptions.Exit(status)
+
+
+def _detach(motoko: Path, run_name: str | None, keep_server: bool, argv: list[str]) -> None:
+    from autopot.engine.motoko import MotokoConfig
+    from autopot.engine.runner import is_running, parse_workflow_args
+
+    config = MotokoConfig.load(motoko)
+    config.schemas()
+    config.load_orchestrator()
+    parse_workflow_args(config, argv)  # bad flags fail here, not in the background
+    if is_running(config.directory):
+        raise WorkflowError("an orchestrator is already running on this workflow", file=config.directory)
+    logs = config.directory / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"orchestrator-{run_name or 'default'}.log"
+    cmd = [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(config.path)]
+    if run_name:
+        cmd += ["--run-name", run_name]
+    if keep_server:
+        cmd.append("--keep-server")
+    cmd += argv
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=os.getcwd())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if is_running(config.directory) == proc.pid:
+            click.echo(f"orchestrator started in the background (pid {proc.pid}); log: {log_path}")
+            return
+        if proc.poll() is not None:
+            raise WorkflowError(f"orchestrator exited at start with status {proc.returncode}; see the log", file=log_path)
+        time.sleep(0.05)
+    raise WorkflowError("orchestrator did not start within 30 s; see the log", file=log_path)
+
+
+def _open(motoko: Path, run_name: str | None) -> Any:
+    from autopot.engine.workflow import Workflow
+
+    return Workflow(motoko, run_name=run_name, read_only=True)
+
+
+def status_snapshot(workflow: Any) -> dict[str, Any]:
+    """Counts per task type and state for the workflow run, and its last events."""
+    from BTrees.IIBTree import intersection
+
+    from autopot.engine.runner import is_running
+
+    root = workflow.store.root
+    record = workflow.workflow_record()
+    counts: dict[str, dict[str, int]] = {}
+    for name, task_type in root.task_types.items():
+        mine = task_type.by_run_name.get(workflow.run_name)
+        if mine is None:
+            continue
+        counts[name] = {state: len(intersection(ids, mine)) for state, ids in task_type.by_state.items()}
+        counts[name] = {k: v for k, v in counts[name].items() if v}
+    return {
+        "run_name": workflow.run_name,
+        "state": getattr(record, "state", "UNKNOWN"),
+        "orchestrator_pid": is_running(workflow.directory),
+        "counts": counts,
+        "events": list(getattr(record, "events", []))[-10:],
+    }
+
+
+def _render(snap: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    table = Table(title=f"workflow run {snap['run_name']!r}: {snap['state']}"
+                  + (f" (orchestrator pid {snap['orchestrator_pid']})" if snap["orchestrator_pid"] else ""))
+    states = ["CREATED", "SUBMITTED", "RUNNING", "FINISHED", "FAILED", "CANCELLED"]
+    table.add_column("task")
+    for s in states:
+        table.add_column(s.lower(), justify="right")
+    table.add_column("progress", width=24)
+    for task, counts in snap["counts"].items():
+        total = sum(counts.values())
+        done = sum(counts.get(s, 0) for s in ("FINISHED", "FAILED", "CANCELLED"))
+        table.add_row(task, *[str(counts.get(s, 0)) for s in states],
+                      ProgressBar(total=max(total, 1), completed=done, width=24))
+    events = Table.grid()
+    for when, text in snap["events"]:
+        events.add_row(time.strftime("%H:%M:%S ", time.localtime(when)), text)
+    return Group(table, events)
+
+
+@orchestrator.command()
+@_CONFIG
+@_RUN_NAME
+@click.option("--follow", "-f", is_flag=True, help="keep refreshing until the workflow ends")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
+def status(motoko: Path, run_name: str | None, follow: bool, as_json: bool) -> None:
+    """Counts per task type and state, progress, last events."""
+    import json
+
+    from rich.console import Console
+    from rich.live import Live
+
+    workflow = _open(motoko, run_name)
+    try:
+        if as_json:
+            click.echo(json.dumps(status_snapshot(workflow), default=str))
+            return
+        console = Console()
+        if not follow:
+            console.print(_render(status_snapshot(workflow)))
+            return
+        with Live(_render(status_snapshot(workflow)), console=console, refresh_per_second=4) as live:
+            while True:
+                time.sleep(0.5)  # a human-rate view; the engine itself is event-driven
+                workflow.store.sync()
+                snap = status_snapshot(workflow)
+                live.update(_render(snap))
+                if snap["state"] != "RUNNING" or not snap["orchestrator_pid"]:
+                    break
+    finally:
+        workflow.close()
+
+
+@orchestrator.command()
+@_CONFIG
+@_RUN_NAME
+@click.option("--cancel/--drain", default=True, show_default=True,
+              help="cancel running tasks now, or let them finish and submit nothing new")
+@click.option("--timeout", default=60.0, show_default=True, help="seconds to wait for the orchestrator to end")
+def stop(motoko: Path, run_name: str | None, cancel: bool, timeout: float) -> None:
+    """Ask the running orchestrator to stop, and wait until it has."""
+    from autopot.engine.motoko import MotokoConfig
+    from autopot.engine.runner import is_running
+    from autopot.engine.workflow import Workflow
+
+    config = MotokoConfig.load(motoko)
+    pid = is_running(config.directory)
+    if not pid:
+        raise WorkflowError("no orchestrator is running on this workflow", file=config.directory)
+    workflow = Workflow(motoko, run_name=run_name)
+    try:
+        record = workflow.workflow_record()
+        if record is None:
+            raise WorkflowError(f"no workflow run {workflow.run_name!r}", field="run_name")
+
+        def request(root: Any) -> None:
+            workflow.workflow_record(root).stop_request = "cancel" if cancel else "drain"
+
+        workflow.store.transact(request, note="stop request")
+    finally:
+        workflow.close()
+    click.echo(f"stop requested ({'cancel' if cancel else 'drain'}); waiting for pid {pid}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(config.directory):
+            click.echo("orchestrator stopped")
+            return
+        time.sleep(0.1)
+    raise WorkflowError(f"orchestrator (pid {pid}) still running after {timeout:.0f} s; send SIGTERM to stop it hard",
+                        file=config.directory)

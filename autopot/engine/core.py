@@ -1,0 +1,370 @@
+"""The event engine: committed state changes in, futures and callbacks out.
+
+Two sources of events, no polling of the database:
+
+* executors report what they observe (a local process exited, SLURM says TIMEOUT);
+* ZEO pushes invalidations of objects other processes committed (a task process set
+  its run FINISHED, ``autopot orchestrator stop`` wrote a stop request).
+
+Both only mark work and wake one pump coroutine, which applies executor reports in a
+single batched transaction, refreshes the touched runs from a fresh view, resolves the
+futures orchestrator code awaits and fires registered callbacks. Errors are never
+swallowed: a failing callback or pump fails the workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from autopot.errors import WorkflowError
+from autopot.executors.base import Executor, Outcome, RunSpec
+from autopot.store.files import manifest
+from autopot.store.states import TERMINAL, State
+
+if TYPE_CHECKING:
+    from autopot.engine.runs import RunView
+    from autopot.engine.workflow import Workflow
+
+log = logging.getLogger("autopot.engine")
+
+
+@dataclass
+class Handle:
+    view: RunView
+    future: asyncio.Future[RunView]
+    state: str
+    oid: bytes | None
+    executor: Executor | None = None
+    retries: int = 0
+
+
+@dataclass
+class Stats:
+    submitted: int = 0
+    ended: int = 0
+    transactions: int = 0
+    events: int = 0
+    latencies: list[float] = field(default_factory=list)  # commit→fire, seconds (ZEO events)
+
+
+class Engine:
+    def __init__(self, workflow: Workflow):
+        self.workflow = workflow
+        self.store = workflow.store
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.handles: dict[str, Handle] = {}
+        self._oid_labels: dict[bytes, str] = {}
+        self._dirty: set[bytes] = set()
+        self._outcomes: list[Outcome] = []
+        self._wake: asyncio.Event | None = None
+        self._listeners: list[tuple[str | None, str, Callable[..., Any]]] = []
+        self._callbacks: set[asyncio.Task[Any]] = set()
+        self._errors: list[BaseException] = []
+        self._executors: dict[str, Executor] = {}
+        self._wf_oid: bytes | None = None
+        self._invalidation_times: dict[bytes, float] = {}
+        self.stop_request: str | None = None
+        self.stats = Stats()
+        self.measure_latency = False
+        self._pending_starts: list[Executor] = []
+
+    # ------------------------------------------------------------------ wiring
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if self.store.zeo:
+            self.store.add_invalidation_listener(self._from_zeo_thread)
+        record = self.workflow.workflow_record()
+        self._wf_oid = record._p_oid if record is not None else None
+
+    def _from_zeo_thread(self, tid: bytes, oids: Any) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._mark_dirty, list(oids), time.time())
+        except RuntimeError:
+            pass  # loop closing
+
+    def _mark_dirty(self, oids: list[bytes], when: float) -> None:
+        hit = False
+        for oid in oids:
+            if oid in self._oid_labels or oid == self._wf_oid:
+                self._dirty.add(oid)
+                if self.measure_latency:
+                    self._invalidation_times.setdefault(oid, when)
+                hit = True
+        if hit:
+            self._wake_up()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def executor_for(self, task: str) -> Executor:
+        """One executor instance per distinct executor spec, shared by task types."""
+        from autopot.engine.motoko import executor_class
+
+        spec = self.workflow.config.task_managers[task].executor
+        key = repr(sorted(spec.items()))
+        executor = self._executors.get(key)
+        if executor is None:
+            options = {k: v for k, v in spec.items() if k != "name"}
+            executor = executor_class(spec["name"])(self.report, **options)
+            self._executors[key] = executor
+            self._pending_starts.append(executor)
+        return executor
+
+    # ------------------------------------------------------------------ runs
+    def track(self, view: RunView) -> Handle:
+        handle = self.handles.get(view.label)
+        if handle is not None:
+            return handle
+        assert self.loop is not None
+        record = view.record
+        handle = Handle(view, self.loop.create_future(), record.state, record._p_oid)
+        handle.retries = self.workflow.config.task_managers[view.task].retries
+        self.handles[view.label] = handle
+        if handle.oid is not None:
+            self._oid_labels[handle.oid] = view.label
+        if record.state in TERMINAL:
+            handle.future.set_result(view)
+        return handle
+
+    def future(self, view: RunView) -> asyncio.Future[RunView]:
+        return self.track(view).future
+
+    def report(self, outcome: Outcome) -> None:
+        """Executor callback (in the loop thread): queue and wake the pump."""
+        self._outcomes.append(outcome)
+        self._wake_up()
+
+    async def submit(self, specs: list[RunSpec], executor: Executor) -> None:
+        """Hand prepared, claimed runs to their executor; failures become FAILED runs."""
+        if not specs:
+            return
+        await self._start_executors()
+        try:
+            ids = await executor.submit(specs)
+        except Exception as exc:  # noqa: BLE001 - the cause goes into each run
+            cause = f"submission failed: {exc}"
+            log.error("%s", cause)
+            for spec in specs:
+                self.report(Outcome(spec.label, "FAILED", cause=cause))
+            return
+        for spec, executor_id in zip(specs, ids, strict=True):
+            self.handles[spec.label].executor = executor
+            self.report(Outcome(spec.label, "SUBMITTED", executor_id=executor_id))
+        self.stats.submitted += len(specs)
+
+    async def _start_executors(self) -> None:
+        while self._pending_starts:
+            await self._pending_starts.pop().start()
+
+    # ------------------------------------------------------------------ listeners
+    def on(self, task: str | None, state: str, callback: Callable[..., Any]) -> None:
+        """``callback(workflow, run)`` whenever a run of ``task`` (None: any) reaches ``state``."""
+        self._listeners.append((task, State(state).value, callback))
+
+    def spawn(self, coro: Any, name: str = "") -> asyncio.Task[Any]:
+        """Run orchestrator work in the background; its exception fails the workflow."""
+        assert self.loop is not None
+        task = self.loop.create_task(coro, name=name or None)
+        self._callbacks.add(task)
+        task.add_done_callback(self._callback_done)
+        return task
+
+    def _callback_done(self, task: asyncio.Task[Any]) -> None:
+        self._callbacks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._errors.append(task.exception())  # type: ignore[arg-type]
+            self._wake_up()
+
+    def _fire(self, handle: Handle, state: str) -> None:
+        for task, wanted, callback in self._listeners:
+            if wanted == state and (task is None or task == handle.view.task):
+                result = callback(self.workflow, handle.view)
+                if inspect.isawaitable(result):
+                    self.spawn(result, name=f"on {handle.view.label} {state}")
+                self.stats.events += 1
+
+    # ------------------------------------------------------------------ pump
+    async def pump(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._errors:
+                raise self._errors[0]
+            await self._start_executors()
+            self._process()
+
+    def _process(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        dirty, self._dirty = self._dirty, set()
+        touched: set[str] = {self._oid_labels[o] for o in dirty if o in self._oid_labels}
+        resubmit: list[str] = []
+        if outcomes:
+            resubmit = self.store.transact(self._apply_outcomes, outcomes, note="engine: outcomes")
+            self.stats.transactions += 1
+            touched.update(o.label for o in outcomes)
+        else:
+            self.store.sync()
+        now = time.time()
+        for label in sorted(touched):
+            handle = self.handles.get(label)
+            if handle is None:
+                continue
+            state = handle.view.record.state
+            if state != handle.state:
+                handle.state = state
+                if self.measure_latency and handle.oid in self._invalidation_times:
+                    committed = handle.view.record.history[-1][0]
+                    self.stats.latencies.append(now - committed)
+                if state in TERMINAL and not handle.future.done():
+                    handle.future.set_result(handle.view)
+                    self.stats.ended += 1
+                self._fire(handle, state)
+        self._invalidation_times.clear()
+        if self._wf_oid in dirty:
+            self._check_stop_request()
+        if resubmit:
+            self.spawn(self._resubmit(resubmit), name="resubmit")
+
+    def _apply_outcomes(self, root: Any, outcomes: list[Outcome]) -> list[str]:
+        """Write executor observations; the task's own FINISHED/FAILED wins if it wrote one."""
+        resubmit: list[str] = []
+        events: list[str] = []
+        for o in outcomes:
+            task, _, ident = o.label.rpartition(".")
+            run = root.task_types[task].runs[int(ident)]
+            if o.state == "SUBMITTED":
+                if o.executor_id and not run.executor_id:
+                    run.executor_id = o.executor_id
+                continue
+            if o.state == "RUNNING":
+                if run.state in (State.SUBMITTED.value, State.CREATED.value):
+                    run.set_state(State.RUNNING, executor_id=o.executor_id or run.executor_id)
+                elif o.executor_id and run.state == State.RUNNING.value:
+                    run.executor_id = o.executor_id
+                continue
+            if run.exit_code is None and o.exit_code is not None:
+                run.exit_code = o.exit_code
+            if run.directory:
+                run.manifest = manifest(self.workflow.directory / run.directory)
+            if run.state in TERMINAL:
+                continue
+            handle = self.handles.get(o.label)
+            budget = handle.retries if handle is not None else 0
+            if o.retry and run.attempts <= budget:
+                run.set_state(State.FAILED, o.cause + " (resubmitting)", exit_code=o.exit_code)
+                resubmit.append(o.label)
+                events.append(f"{o.label} {o.cause}; resubmitted")
+                continue
+            run.set_state(o.state, o.cause, exit_code=o.exit_code)
+            events.append(f"{o.label} {o.state}" + (f": {o.cause}" if o.cause else ""))
+        if events:
+            record = self.workflow.workflow_record(root)
+            if record is not None:
+                for text in events:
+                    record.log_event(text)
+        return resubmit
+
+    async def _resubmit(self, labels: list[str]) -> None:
+        views = [self.handles[label].view for label in labels]
+        await self.workflow.resubmit(views)
+
+    def _check_stop_request(self) -> None:
+        record = self.workflow.workflow_record()
+        request = getattr(record, "stop_request", None)
+        if request and request != self.stop_request:
+            self.stop_request = request
+            log.warning("stop requested (%s)", request)
+            if request == "cancel":  # stop now: cancel running tasks (in run()), end
+                self._errors.append(WorkflowStopped("stopped by request; running tasks cancelled"))
+                self._wake_up()
+            # "drain": running tasks finish; the next create_tasks raises WorkflowStopped
+
+    async def cancel_all(self) -> None:
+        by_executor: dict[int, tuple[Executor, list[str]]] = {}
+        for label, handle in self.handles.items():
+            if handle.executor is not None and not handle.future.done():
+                by_executor.setdefault(id(handle.executor), (handle.executor, []))[1].append(label)
+        for executor, labels in by_executor.values():
+            await executor.cancel(labels)
+
+    def in_flight(self) -> list[Handle]:
+        return [h for h in self.handles.values() if not h.future.done()]
+
+    # ------------------------------------------------------------------ lifetime
+    async def run(self, main: Callable[..., Any], params: dict[str, Any]) -> Any:
+        """Run ``main(workflow, **params)`` with the pump; then wait for stragglers."""
+        await self.start()
+        pump = asyncio.get_running_loop().create_task(self.pump(), name="pump")
+        try:
+            main_task = self.spawn(main(self.workflow, **params), name="orchestrator main")
+            self._callbacks.discard(main_task)  # its errors propagate directly
+            result = await _first(main_task, pump)
+            # Event-style orchestrators return early: wait for runs and callbacks.
+            while True:
+                pending = [h.future for h in self.in_flight()] + list(self._callbacks)
+                if not pending:
+                    break
+                waiter = asyncio.ensure_future(asyncio.gather(*pending))
+                await _first(waiter, pump)
+            if self._errors:
+                raise self._errors[0]
+            return result
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            if self.stop_request == "cancel":
+                await self.cancel_all()
+                await self._drain(timeout=15.0)  # record the cancellations executors report
+            else:  # runs ended in the database whose processes are still exiting
+                ended = [label for label, h in self.handles.items() if h.future.done()]
+                for executor in self._executors.values():
+                    await executor.settle(ended, timeout=30.0)
+            await self.shutdown()
+
+    async def _drain(self, timeout: float) -> None:
+        """Process reports without the pump until nothing is in flight or time is up."""
+        assert self.loop is not None and self._wake is not None
+        deadline = self.loop.time() + timeout
+        while self.in_flight() and self.loop.time() < deadline:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), deadline - self.loop.time())
+            self._process()
+
+    async def shutdown(self) -> None:
+        for task in list(self._callbacks):
+            task.cancel()
+        await asyncio.gather(*self._callbacks, return_exceptions=True)
+        for executor in self._executors.values():
+            await executor.close()
+        if self._outcomes:  # flush what executors reported last
+            self._process()
+
+
+class WorkflowStopped(WorkflowError):
+    """The user asked the orchestrator to stop."""
+
+
+async def _first(task: asyncio.Future[Any], pump: asyncio.Task[Any]) -> Any:
+    """Await ``task``; if the pump dies first, cancel ``task`` and raise the pump's error."""
+    done, _ = await asyncio.wait({task, pump}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    exc = pump.exception() if not pump.cancelled() else None
+    raise exc if exc is not None else WorkflowError("engine stopped", field="engine")
+

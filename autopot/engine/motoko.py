@@ -1,0 +1,169 @@
+"""Reading ``motoko.yaml``: task managers, executors and the orchestrator entry point.
+
+    directory: autopot-workflow          # runtime state, relative to this file (git-ignored)
+    executor: {name: local, max_parallel: 2}
+    task_managers:
+      sp_calc: tasks/sp_calc             # template directory, relative to this file
+      train: {template: tasks/train, executor: {name: slurm}, retries: 1}
+    orchestrator: workflow.orchestrator.main
+
+Everything is checked when loaded (templates parse, executors are known, the
+orchestrator is importable and async), so a typo fails before any task is submitted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopot.errors import AutopotError, WorkflowError
+from autopot.locate import workflow_dir_from_motoko
+from autopot.store.schema import TaskSchema
+
+EXECUTORS = {
+    "local": "autopot.executors.local:LocalExecutor",
+    "slurm": "autopot.executors.slurm:SlurmExecutor",
+}
+
+
+@dataclass
+class TaskManagerConfig:
+    name: str
+    template: Path
+    executor: dict[str, Any]
+    retries: int = 0  # resubmissions allowed after node failure / timeout / lost process
+    run_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MotokoConfig:
+    path: Path
+    directory: Path
+    task_managers: dict[str, TaskManagerConfig]
+    orchestrator: str | None
+    executor: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> MotokoConfig:
+        import yaml
+
+        path = Path(path).resolve()
+        if path.is_dir():
+            path = path / "motoko.yaml"
+        if not path.is_file():
+            raise WorkflowError("motoko.yaml not found", file=path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise WorkflowError(
+                f"malformed YAML: {getattr(exc, 'problem', exc)}",
+                file=path,
+                field=f"line {mark.line + 1}" if mark else None,
+            ) from None
+        if not isinstance(data, dict):
+            raise WorkflowError("expected a mapping at top level", file=path)
+        unknown = set(data) - {"directory", "executor", "task_managers", "orchestrator"}
+        if unknown:
+            raise WorkflowError(f"unknown key(s) {sorted(unknown)}", file=path, field=sorted(unknown)[0])
+        executor = _executor_spec(data.get("executor", {"name": "local"}), path, "executor")
+        managers_raw = data.get("task_managers")
+        if not isinstance(managers_raw, dict) or not managers_raw:
+            raise WorkflowError("expected a mapping of task managers (name: template dir)", file=path, field="task_managers")
+        managers = {}
+        for name, spec in managers_raw.items():
+            where = f"task_managers.{name}"
+            if isinstance(spec, str):
+                spec = {"template": spec}
+            if not isinstance(spec, dict) or "template" not in spec:
+                raise WorkflowError("expected a template directory or {template: ...}", file=path, field=where)
+            extra = set(spec) - {"template", "executor", "retries", "run"}
+            if extra:
+                raise WorkflowError(f"unknown key(s) {sorted(extra)}", file=path, field=f"{where}.{sorted(extra)[0]}")
+            template = (path.parent / spec["template"]).resolve()
+            retries = spec.get("retries", 0)
+            if not isinstance(retries, int) or retries < 0:
+                raise WorkflowError("expected a non-negative integer", file=path, field=f"{where}.retries")
+            managers[name] = TaskManagerConfig(
+                name=name,
+                template=template,
+                executor=_executor_spec(spec["executor"], path, f"{where}.executor") if "executor" in spec else executor,
+                retries=retries,
+                run_defaults=dict(spec.get("run") or {}),
+            )
+        orchestrator = data.get("orchestrator")
+        if orchestrator is not None and (not isinstance(orchestrator, str) or "." not in orchestrator):
+            raise WorkflowError("expected module.function, e.g. workflow.orchestrator.main", file=path, field="orchestrator")
+        return cls(
+            path=path,
+            directory=workflow_dir_from_motoko(path),
+            task_managers=managers,
+            orchestrator=orchestrator,
+            executor=executor,
+        )
+
+    def schemas(self) -> dict[str, TaskSchema]:
+        """Load every template's bd.yaml (errors name the template and the field)."""
+        out = {}
+        for name, manager in self.task_managers.items():
+            try:
+                schema = TaskSchema.load(manager.template)
+            except AutopotError as exc:
+                raise WorkflowError(f"task manager {name!r}: {exc}", file=self.path, field=f"task_managers.{name}") from None
+            if schema.name != name:
+                schema.name = name  # the manager's name is the task type's name
+            out[name] = schema
+        return out
+
+    def load_orchestrator(self) -> Callable[..., Any]:
+        """Import ``module.function`` relative to motoko.yaml's directory; must be async."""
+        if not self.orchestrator:
+            raise WorkflowError("no orchestrator declared", file=self.path, field="orchestrator")
+        module_name, _, func_name = self.orchestrator.rpartition(".")
+        module = load_module(module_name, self.path.parent, self.path)
+        func = getattr(module, func_name, None)
+        if func is None:
+            raise WorkflowError(f"module {module_name!r} has no function {func_name!r}", file=self.path, field="orchestrator")
+        if not inspect.iscoroutinefunction(func):
+            raise WorkflowError(f"{self.orchestrator} must be 'async def {func_name}(workflow, **params)'", file=self.path, field="orchestrator")
+        return func
+
+    def orchestrator_module(self) -> Any:
+        if not self.orchestrator:
+            return None
+        return load_module(self.orchestrator.rpartition(".")[0], self.path.parent, self.path)
+
+
+def load_module(module_name: str, base: Path, source: Path) -> Any:
+    """Import a module from the workflow's own directory first (not from site-packages)."""
+    base_str = str(base)
+    if base_str not in sys.path:
+        sys.path.insert(0, base_str)
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise WorkflowError(f"orchestrator module {module_name!r} not found ({exc})", file=source, field="orchestrator") from None
+    except SyntaxError as exc:
+        raise WorkflowError(f"syntax error in orchestrator module: {exc.msg} (line {exc.lineno})", file=exc.filename, field="orchestrator") from None
+
+
+def _executor_spec(spec: Any, path: Path, where: str) -> dict[str, Any]:
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or spec.get("name") not in EXECUTORS:
+        raise WorkflowError(f"expected an executor name ({', '.join(EXECUTORS)}) or {{name: ...}}", file=path, field=where)
+    return dict(spec)
+
+
+def executor_class(name: str) -> type:
+    module, _, attr = EXECUTORS[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise WorkflowError(f"executor {name!r} is not available: {exc}", field="executor") from None

@@ -1,0 +1,178 @@
+"""Local executor: asyncio subprocesses with bounded concurrency.
+
+Each run is ``/bin/sh -c 'sh ./run.sh ...'`` in its run directory (a constant command,
+see :data:`TASK_COMMAND`), stdout/stderr captured into the run directory, in its own
+session so that an orchestrator crash does not kill tasks and a cancel kills the whole
+process group. Exits are seen immediately (the process is our child), so no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from autopot.executors.base import (
+    EXIT_FILE,
+    PID_FILE,
+    STDERR,
+    STDOUT,
+    TASK_COMMAND,
+    Executor,
+    Outcome,
+    RunSpec,
+    tail,
+)
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, report: Any, *, max_parallel: int | None = None, **options: Any):
+        super().__init__(report, **options)
+        self.max_parallel = int(max_parallel or os.cpu_count() or 1)
+        self._slots = asyncio.Semaphore(self.max_parallel)
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._cancelled: set[str] = set()
+        self._waiters: set[asyncio.Task[None]] = set()
+        self._by_label: dict[str, asyncio.Task[None]] = {}
+        self._seq = 0
+
+    async def submit(self, specs: list[RunSpec]) -> list[str]:
+        ids = []
+        for spec in specs:
+            self._seq += 1
+            queue_id = f"local-{os.getpid()}-{self._seq}"
+            task = asyncio.get_running_loop().create_task(self._run(spec, queue_id), name=spec.label)
+            self._waiters.add(task)
+            self._by_label[spec.label] = task
+            task.add_done_callback(self._forget)
+            ids.append(queue_id)
+        return ids
+
+    async def _run(self, spec: RunSpec, queue_id: str) -> None:
+        async with self._slots:
+            if spec.label in self._cancelled:
+                await self._emit(Outcome(spec.label, "CANCELLED", cause="cancelled before start"))
+                return
+            (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
+            (spec.run_dir / PID_FILE).unlink(missing_ok=True)
+            env = {**os.environ, **spec.env}
+            try:
+                with open(spec.run_dir / STDOUT, "ab") as out, open(spec.run_dir / STDERR, "ab") as err:
+                    proc = await asyncio.create_subprocess_exec(
+                        *TASK_COMMAND,
+                        cwd=spec.run_dir,
+                        env=env,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        start_new_session=True,
+                    )
+            except OSError as exc:
+                await self._emit(Outcome(spec.label, "FAILED", cause=f"cannot start task: {exc}"))
+                return
+            self._procs[spec.label] = proc
+            await self._emit(Outcome(spec.label, "RUNNING", executor_id=str(proc.pid)))
+            code = await proc.wait()
+            self._procs.pop(spec.label, None)
+        await self._emit(self._outcome(spec.label, spec.run_dir, code, str(proc.pid)))
+
+    def _outcome(self, label: str, run_dir: Path, code: int, pid: str) -> Outcome:
+        if label in self._cancelled:
+            return Outcome(label, "CANCELLED", exit_code=code, cause="cancelled", executor_id=pid)
+        if code == 0:
+            return Outcome(label, "FINISHED", exit_code=0, executor_id=pid)
+        if code < 0:
+            cause = f"killed by signal {signal.Signals(-code).name}"
+        else:
+            cause = f"exit code {code}"
+        last = tail(run_dir / STDERR, lines=1)
+        if last:
+            cause += f": {last}"
+        return Outcome(label, "FAILED", exit_code=code, cause=cause, executor_id=pid)
+
+    async def _emit(self, outcome: Outcome) -> None:
+        result = self.report(outcome)
+        if inspect.isawaitable(result):
+            await result
+
+    async def cancel(self, labels: list[str]) -> None:
+        for label in labels:
+            self._cancelled.add(label)
+            proc = self._procs.get(label)
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+
+    async def adopt(self, label: str, executor_id: str, run_dir: Path) -> bool:
+        """Watch a task process left by a dead orchestrator via a pidfd (no polling)."""
+        try:
+            pid = int(executor_id)
+        except ValueError:  # queued id: the wrapper records its pid when it starts
+            try:
+                pid = int((run_dir / PID_FILE).read_text().strip())
+            except (OSError, ValueError):
+                return False
+        if not _is_our_task(pid, run_dir):
+            return False
+        try:
+            fd = os.pidfd_open(pid)
+        except (ProcessLookupError, OSError):
+            return False
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+
+        async def watch() -> None:
+            try:
+                await done
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+            code = read_exit_file(run_dir)
+            if code is None:
+                await self._emit(Outcome(label, "FAILED", cause="task ended while the orchestrator was down; exit code unknown", executor_id=executor_id))
+            else:
+                await self._emit(self._outcome(label, run_dir, code, executor_id))
+
+        task = loop.create_task(watch(), name=f"adopt {label}")
+        self._waiters.add(task)
+        task.add_done_callback(self._waiters.discard)
+        return True
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._waiters.discard(task)
+        if self._by_label.get(task.get_name()) is task:
+            del self._by_label[task.get_name()]
+
+    async def settle(self, labels: list[str], timeout: float) -> None:
+        tasks = [self._by_label[label] for label in labels if label in self._by_label]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def close(self) -> None:
+        for task in list(self._waiters):
+            task.cancel()
+        for task in list(self._waiters):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def read_exit_file(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / EXIT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_task(pid: int, run_dir: Path) -> bool:
+    """The pid is alive and runs in that run directory (guards against pid reuse)."""
+    try:
+        return Path(f"/proc/{pid}/cwd").resolve() == run_dir.resolve()
+    except OSError:
+        return False
