@@ -1,0 +1,570 @@
+"""MTP backends behind one interface: motep (default, pure pip) and MLIP-2 ``mlp``.
+
+Both take and produce MLIP-2 files (.mtp, .cfg with an ``atom_types`` mapping), so a user
+can switch backend without touching data.  Grades and selections of the motep backend
+come from :mod:`autopot.mtp.activeset`, built to match ``mlp calc-grade``/``select-add``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autopot.errors import MTPError
+
+from .activeset import SELECT_THRESHOLD, SWAP_THRESHOLD, ActiveSet, MaxVol, jacobian_rows
+from .atom_types import parse_atom_types, species_list
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+log = logging.getLogger(__name__)
+
+PathLike = str | Path
+Configs = PathLike | Sequence["Atoms"]
+GPA_PER_EV_A3 = 160.21766208
+
+
+@dataclass
+class TrainResult:
+    """A trained potential and its training-set errors.
+
+    Errors: energy per atom (eV/atom), forces per component (eV/A), stress per component
+    (GPa), as MLIP-2 reports them.
+    """
+
+    potential: Path
+    errors: dict[str, float]
+    n_configs: int
+    wall_seconds: float
+    active_set: Path | None = None
+    workdir: Path | None = None
+    log: Path | None = None
+
+
+@dataclass
+class SelectResult:
+    """Configurations chosen by D-optimality (indices into the candidates)."""
+
+    indices: np.ndarray
+    grades: np.ndarray  # grade of every candidate before selection
+    selected: list = field(default_factory=list)
+
+
+def load_configs(configs: Configs, atom_types: Mapping[str, int], what: str) -> list[Atoms]:
+    """A .cfg path or a list of Atoms -> list of Atoms."""
+    from ase import Atoms
+
+    from .cfg import read_cfg
+
+    if isinstance(configs, str | Path):
+        return read_cfg(configs, atom_types)
+    if isinstance(configs, Atoms):
+        return [configs]
+    out = list(configs)
+    for k, a in enumerate(out):
+        if not isinstance(a, Atoms):
+            raise MTPError(f"item {k} is a {type(a).__name__}, not ase.Atoms", field=what)
+    return out
+
+
+def _file_of(configs: Configs) -> str | None:
+    return str(configs) if isinstance(configs, str | Path) else None
+
+
+def check_species(images: Sequence[Atoms], atom_types: Mapping[str, int], species_count: int,
+                  *, file: str | None, pot: PathLike) -> None:
+    """Every element must be mapped, and mapped to a type the potential has."""
+    from ase.data import chemical_symbols
+
+    species = species_list(atom_types, species_count, file=str(pot))
+    known = set(species)
+    for k, a in enumerate(images):
+        bad = sorted(set(int(z) for z in a.numbers) - known)
+        if bad:
+            sym = chemical_symbols[bad[0]]
+            if sym in atom_types:
+                msg = (f"configuration {k} contains {sym} (type {atom_types[sym]}) but the "
+                       f"potential {pot} has species_count = {species_count}")
+            else:
+                msg = (f"configuration {k} contains {sym}, which atom_types "
+                       f"{','.join(f'{s}={t}' for s, t in atom_types.items())} does not map")
+            raise MTPError(msg, file=file, field="atom_types")
+
+
+def compute_errors(reference: Sequence[Atoms], predicted: Sequence[Atoms]) -> dict[str, float]:
+    """MAE/RMSE of energy per atom, force components and stress components (GPa)."""
+    de, df, ds = [], [], []
+    for ref, pred in zip(reference, predicted, strict=True):
+        r = ref.calc.results if ref.calc is not None else {}
+        p = pred.calc.results
+        if "energy" in r:
+            de.append((p["energy"] - r["energy"]) / len(ref))
+        if "forces" in r:
+            df.append((np.asarray(p["forces"]) - r["forces"]).ravel())
+        if "stress" in r and "stress" in p:
+            ds.append((np.asarray(p["stress"]) - np.asarray(r["stress"])).ravel() * GPA_PER_EV_A3)
+    out: dict[str, float] = {}
+    for name, parts in (("energy", de), ("forces", df), ("stress", ds)):
+        arr = np.concatenate([np.atleast_1d(x) for x in parts]) if parts else np.zeros(0)
+        suffix = "_per_atom" if name == "energy" else ""
+        out[f"{name}_mae{suffix}"] = float(np.mean(np.abs(arr))) if arr.size else float("nan")
+        out[f"{name}_rmse{suffix}"] = float(np.sqrt(np.mean(arr**2))) if arr.size else float("nan")
+        out[f"{name}_max{suffix}"] = float(np.max(np.abs(arr))) if arr.size else float("nan")
+    return out
+
+
+class MTPBackend(ABC):
+    """What autopot needs from an MTP implementation."""
+
+    name = "abstract"
+
+    @abstractmethod
+    def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
+              atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
+              **train_args: Any) -> TrainResult: ...
+
+    @abstractmethod
+    def calc_efs(self, pot: PathLike, configs: Configs,
+                 atom_types: str | Mapping[str, int]) -> list[Atoms]: ...
+
+    @abstractmethod
+    def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
+                   atom_types: str | Mapping[str, int]) -> np.ndarray: ...
+
+    @abstractmethod
+    def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
+                   atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
+                   limit: int | None = None) -> SelectResult: ...
+
+
+# ----------------------------------------------------------------------------------------
+# motep
+# ----------------------------------------------------------------------------------------
+def load_potential(pot: PathLike, atom_types: Mapping[str, int], *, trained: bool = True):
+    """Read ``pot`` and attach the species order given by ``atom_types``."""
+    from .mtpfile import is_trained, read_mtp
+
+    data = read_mtp(pot)
+    if trained and not is_trained(data):
+        raise MTPError("potential is untrained (no coefficients); train it first", file=str(pot))
+    data.species = species_list(atom_types, int(data.species_count), file=str(pot))
+    data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
+    return data
+
+
+def get_active_set(pot: PathLike, training: Sequence[Atoms], atom_types: Mapping[str, int], *,
+                   mode: str = "configuration", n_jobs: int | None = None,
+                   save: bool = False) -> ActiveSet:
+    """The active set of ``pot`` for ``training``: from ``<pot>.als.npz`` when that file
+    matches both (sha256 of the potential, fingerprint of the training set), else built."""
+    from .activeset import fingerprint
+    from .jacobian import MTPArrays
+    from .mtpfile import activeset_path, file_sha256
+
+    data = load_potential(pot, atom_types)
+    arr = MTPArrays.from_mtp(data, data.species)
+    sha = file_sha256(pot)
+    path = activeset_path(pot)
+    if path.exists():
+        try:
+            als = ActiveSet.load(path)
+        except MTPError as exc:
+            log.warning("ignoring active set: %s", exc)
+        else:
+            if (als.pot_sha256 == sha and als.mode == mode
+                    and als.training_fingerprint == fingerprint(training)
+                    and als.maxvol.a.shape[0] == arr.nparams):
+                return als
+    als = ActiveSet.build(arr, training, mode=mode, pot_sha256=sha, n_jobs=n_jobs)
+    if save:
+        als.save(path)
+    return als
+
+
+class MotepBackend(MTPBackend):
+    """motep for evaluation and training; our MLIP-2-compatible active set for grading."""
+
+    name = "motep"
+
+    def __init__(self, n_jobs: int | None = None, mode: str = "configuration") -> None:
+        self.n_jobs = n_jobs
+        self.mode = mode
+
+    def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
+              atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
+              max_iter: int = 1000, seed: int | None = 0, energy_weight: float = 1.0,
+              force_weight: float = 0.01, stress_weight: float = 0.001,
+              method: str = "BFGS", lls: bool = True, save_active_set: bool = True,
+              **extra: Any) -> TrainResult:
+        """LLS for the linear coefficients, then scipy ``method`` on all of them (MLIP-2's
+        default loss weights 1/0.01/0.001).  Writes ``out_pot`` and its active set."""
+        from motep.loss import LossFunction, LossSetting
+        from motep.optimizers import make_optimizer
+
+        from .mtpfile import activeset_path, is_trained, write_mtp
+
+        if extra:
+            raise MTPError(f"unknown training option {sorted(extra)[0]!r}", field="train_args")
+        types = parse_atom_types(atom_types)
+        images = load_configs(training_set, types, "training_set")
+        if not images:
+            raise MTPError("training set is empty", file=_file_of(training_set))
+        data = load_potential(pot, types, trained=False)
+        check_species(images, types, int(data.species_count), file=_file_of(training_set),
+                      pot=pot)
+        for k, a in enumerate(images):
+            if a.calc is None or "energy" not in a.calc.results:
+                raise MTPError(f"configuration {k} has no energy", file=_file_of(training_set),
+                               field="Energy")
+        t0 = time.perf_counter()
+        work = [a.copy() for a in images]
+        for w, a in zip(work, images, strict=True):  # motep replaces .calc, keep ours intact
+            from ase.calculators.singlepoint import SinglePointCalculator
+
+            w.calc = SinglePointCalculator(w, **{k: np.copy(v) for k, v in a.calc.results.items()
+                                                  if k in ("energy", "forces", "stress")})
+        rng = np.random.default_rng(seed)
+        fresh = not is_trained(data)
+        data.initialize(rng)
+        setting = LossSetting(energy_weight=energy_weight, forces_weight=force_weight,
+                              stress_weight=stress_weight)
+        loss = LossFunction(work, data, setting, engine="cext")
+        steps: list[dict] = []
+        if lls and fresh:
+            steps.append({"method": "LLS"})
+        if max_iter > 0:
+            opts: dict[str, Any] = {"maxiter": int(max_iter)}
+            if method.upper() == "L-BFGS-B":  # default tolerances stop after a few steps
+                opts.update(ftol=1e-14, gtol=1e-10, maxfun=10 * int(max_iter))
+            steps.append({"method": "minimize", "kwargs": {"method": method, "options": opts}})
+        for step in steps:
+            optimizer = make_optimizer(step["method"])(loss, **step)
+            optimizer.optimize(**step.get("kwargs", {}))
+        # after LLS-only runs ``optimized`` is the last step's subset: reset for grading
+        data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
+        out_pot = Path(out_pot)
+        write_mtp(out_pot, data)
+        predicted = self.calc_efs(out_pot, images, types)
+        errors = compute_errors(images, predicted)
+        als_path = None
+        if save_active_set:
+            get_active_set(out_pot, images, types, mode=self.mode, n_jobs=self.n_jobs, save=True)
+            als_path = activeset_path(out_pot)
+        wall = time.perf_counter() - t0
+        logpath = None
+        if workdir is not None:
+            import json
+
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            logpath = Path(workdir) / "train_errors.json"
+            logpath.write_text(json.dumps({"errors": errors, "n_configs": len(images),
+                                           "wall_seconds": wall, "steps": steps}, indent=1))
+        return TrainResult(potential=out_pot, errors=errors, n_configs=len(images),
+                           wall_seconds=wall, active_set=als_path,
+                           workdir=Path(workdir) if workdir else None, log=logpath)
+
+    def calc_efs(self, pot: PathLike, configs: Configs,
+                 atom_types: str | Mapping[str, int]) -> list[Atoms]:
+        """Energies, forces, stresses (motep ``cext`` engine) on copies of ``configs``."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+        from motep.calculator import MTP
+
+        types = parse_atom_types(atom_types)
+        images = load_configs(configs, types, "configs")
+        data = load_potential(pot, types)
+        check_species(images, types, int(data.species_count), file=_file_of(configs), pot=pot)
+        out = []
+        for a in images:
+            b = a.copy()
+            b.calc = MTP(data, engine="cext", mode="run")
+            res = {"energy": b.get_potential_energy(), "forces": b.get_forces()}
+            if b.cell.rank == 3:
+                res["stress"] = b.get_stress()
+            b.calc = SinglePointCalculator(b, **res)
+            out.append(b)
+        return out
+
+    def _prepare(self, pot, training_set, configs, atom_types, what):
+        from .jacobian import MTPArrays
+
+        types = parse_atom_types(atom_types)
+        train = load_configs(training_set, types, "training_set")
+        images = load_configs(configs, types, what)
+        data = load_potential(pot, types)
+        check_species(train, types, int(data.species_count), file=_file_of(training_set),
+                      pot=pot)
+        check_species(images, types, int(data.species_count), file=_file_of(configs), pot=pot)
+        arr = MTPArrays.from_mtp(data, data.species)
+        als = get_active_set(pot, train, types, mode=self.mode, n_jobs=self.n_jobs)
+        return types, train, images, arr, als
+
+    def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
+                   atom_types: str | Mapping[str, int]) -> np.ndarray:
+        """Extrapolation grade of every configuration (as ``mlp calc-grade``)."""
+        _, _, images, arr, als = self._prepare(pot, training_set, configs, atom_types, "configs")
+        return als.grade(arr, images, n_jobs=self.n_jobs)
+
+    def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
+                   atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
+                   limit: int | None = None, *,
+                   swap_threshold: float = SWAP_THRESHOLD) -> SelectResult:
+        """``mlp select-add``: if any candidate grades above ``threshold``, swap candidate
+        rows into the active set one at a time (each swap updates A^-1, so copies of an
+        already-selected configuration drop to grade ~1), while max |c| > swap_threshold;
+        ``limit`` caps the swaps (mlp's --selection-limit), hence the number selected."""
+        if threshold <= 1.0:
+            raise MTPError(f"threshold must be > 1, got {threshold}", field="threshold")
+        if limit is not None and limit < 0:
+            raise MTPError(f"limit must be >= 0, got {limit}", field="limit")
+        _, _, images, arr, als = self._prepare(pot, training_set, candidates, atom_types,
+                                               "candidates")
+        if not images:
+            return SelectResult(indices=np.zeros(0, dtype=int), grades=np.zeros(0), selected=[])
+        rows, owners = jacobian_rows(arr, images, als.mode, self.n_jobs)
+        c = np.abs(rows @ als.maxvol.ainv).max(axis=1)
+        grades = np.zeros(len(images))
+        np.maximum.at(grades, owners, c)
+        offset = 1 << 40
+        mv = MaxVol(a=als.maxvol.a.copy(), ainv=als.maxvol.ainv.copy(),
+                    owner=als.maxvol.owner.copy())
+        if grades.max() > threshold:
+            mv.maximize(rows, owners + offset, threshold=swap_threshold, swap_limit=limit)
+        chosen = np.unique(mv.owner[mv.owner >= offset] - offset).astype(int)
+        return SelectResult(indices=chosen, grades=grades, selected=[images[i] for i in chosen])
+
+
+# ----------------------------------------------------------------------------------------
+# MLIP-2 mlp
+# ----------------------------------------------------------------------------------------
+_ERROR_SECTIONS = {
+    "Energy per atom": "energy",
+    "Forces": "forces",
+    "Virial stresses (in pressure units)": "stress",
+    "Stresses (in pressure units)": "stress",
+}
+_ERROR_LINES = {"Maximal absolute difference": "max", "Average absolute difference": "mae",
+                "RMS     absolute difference": "rmse", "RMS absolute difference": "rmse"}
+
+
+def parse_mlp_errors(text: str) -> dict[str, float]:
+    """Errors from the last MLIP-2 "Errors report" block (``mlp train``/``calc-errors``).
+
+    Keys as :func:`compute_errors`: energy per atom, forces, and stress in GPa (the
+    "Virial stresses (in pressure units)" section).
+    """
+    start = text.rfind("Errors report")
+    if start < 0:
+        raise MTPError("no 'Errors report' block in mlp output", field="mlp output")
+    out: dict[str, float] = {}
+    section = None
+    for raw in text[start:].splitlines()[1:]:
+        line = raw.strip()
+        if line.endswith(":") and not line.startswith("Errors checked"):
+            section = _ERROR_SECTIONS.get(line[:-1])
+            continue
+        if section is None or "=" not in line:
+            continue
+        key, _, val = (s.strip() for s in line.partition("="))
+        stat = _ERROR_LINES.get(" ".join(key.split()) if key not in _ERROR_LINES else key)
+        if stat is None:
+            continue
+        suffix = "_per_atom" if section == "energy" else ""
+        try:
+            out[f"{section}_{stat}{suffix}"] = float(val)
+        except ValueError:
+            raise MTPError(f"cannot parse {line!r}", field="mlp output") from None
+    if "energy_rmse_per_atom" not in out:
+        raise MTPError("mlp errors report has no 'Energy per atom' section", field="mlp output")
+    return out
+
+
+class MlpBackend(MTPBackend):
+    """MLIP-2's ``mlp`` binary: arguments as a list (never a shell string), every call's
+    output kept as ``<workdir>/mlp_<command>.log``."""
+
+    name = "mlp"
+
+    def __init__(self, binary: str | None = None) -> None:
+        self.binary = self.resolve(binary)
+
+    @staticmethod
+    def resolve(binary: str | None) -> str:
+        name = binary or "mlp"
+        found = shutil.which(name)
+        if found is None and os.sep in name and os.path.isfile(name) and os.access(name, os.X_OK):
+            found = os.path.abspath(name)
+        if found is None:
+            where = "on PATH" if binary is None else "(check mlp_binary in the configuration)"
+            raise MTPError(f"MLIP-2 binary {name!r} not found {where}; install MLIP-2 or use "
+                           "the motep backend", field="mlp_binary")
+        return found
+
+    def command(self, cmd: str, *args: PathLike, **options: Any) -> list[str]:
+        """``[mlp, cmd, args..., --key=value...]``; ``True`` flags become ``--key``."""
+        argv = [self.binary, cmd, *(str(a) for a in args)]
+        for key, value in options.items():
+            if value is None or value is False:
+                continue
+            flag = "--" + key.replace("_", "-")
+            argv.append(flag if value is True else f"{flag}={value}")
+        return argv
+
+    def run(self, argv: list[str], workdir: Path) -> str:
+        workdir.mkdir(parents=True, exist_ok=True)
+        logfile = workdir / f"mlp_{argv[1]}.log"
+        with open(logfile, "w", encoding="utf-8") as fh:
+            proc = subprocess.run(argv, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, check=False)
+        text = logfile.read_text(encoding="utf-8", errors="replace")
+        if proc.returncode != 0 or "ERROR" in text:
+            last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
+            raise MTPError(f"mlp {argv[1]} failed (exit {proc.returncode}): {last[0][:200]}",
+                           file=str(logfile))
+        return text
+
+    @staticmethod
+    def _workdir(workdir: PathLike | None, what: str) -> Path:
+        if workdir is None:
+            return Path(tempfile.mkdtemp(prefix=f"autopot-mlp-{what}-"))
+        return Path(workdir)
+
+    @staticmethod
+    def _as_cfg(configs: Configs, types: Mapping[str, int], path: Path, what: str
+                ) -> tuple[Path, list[Atoms]]:
+        from .cfg import write_cfg
+
+        images = load_configs(configs, types, what)
+        write_cfg(path, images, types)
+        return path, images
+
+    @staticmethod
+    def _output(path: Path) -> Path:
+        if path.exists():
+            return path
+        alt = path.with_name(path.name + "_0")  # MPI builds append the rank
+        if alt.exists():
+            return alt
+        raise MTPError("mlp wrote no output file", file=str(path))
+
+    def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
+              atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
+              max_iter: int = 1000, energy_weight: float = 1.0, force_weight: float = 0.01,
+              stress_weight: float = 0.001, save_active_set: bool = True,
+              **extra: Any) -> TrainResult:
+        types = parse_atom_types(atom_types)
+        wd = self._workdir(workdir, "train")
+        ts, images = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
+        out_pot = Path(out_pot).resolve()
+        t0 = time.perf_counter()
+        argv = self.command("train", Path(pot).resolve(), ts, trained_pot_name=out_pot,
+                            max_iter=max_iter, energy_weight=energy_weight,
+                            force_weight=force_weight, stress_weight=stress_weight, **extra)
+        text = self.run(argv, wd)
+        errors = parse_mlp_errors(text)
+        als_path = None
+        if save_active_set:
+            from .mtpfile import activeset_path
+
+            get_active_set(out_pot, images, types, save=True)
+            als_path = activeset_path(out_pot)
+        return TrainResult(potential=out_pot, errors=errors, n_configs=len(images),
+                           wall_seconds=time.perf_counter() - t0, active_set=als_path,
+                           workdir=wd, log=wd / "mlp_train.log")
+
+    def calc_efs(self, pot: PathLike, configs: Configs, atom_types: str | Mapping[str, int],
+                 *, workdir: PathLike | None = None) -> list[Atoms]:
+        from .cfg import read_cfg
+
+        types = parse_atom_types(atom_types)
+        wd = self._workdir(workdir, "efs")
+        inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
+        self.run(self.command("calc-efs", Path(pot).resolve(), inp, wd / "out.cfg"), wd)
+        return read_cfg(self._output(wd / "out.cfg"), types)
+
+    def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
+                   atom_types: str | Mapping[str, int], *,
+                   workdir: PathLike | None = None) -> np.ndarray:
+        from .cfg import read_cfg
+
+        types = parse_atom_types(atom_types)
+        wd = self._workdir(workdir, "grade")
+        ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
+        inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
+        self.run(self.command("calc-grade", Path(pot).resolve(), ts, inp, wd / "out.cfg",
+                              als_filename=wd / "state.als"), wd)
+        out = read_cfg(self._output(wd / "out.cfg"), types)
+        return grades_from_cfg(out, self._output(wd / "out.cfg"))
+
+    def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
+                   atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
+                   limit: int | None = None, *,
+                   workdir: PathLike | None = None) -> SelectResult:
+        from .cfg import read_cfg, write_cfg
+
+        types = parse_atom_types(atom_types)
+        wd = self._workdir(workdir, "select")
+        images = load_configs(candidates, types, "candidates")
+        tagged = []
+        for k, a in enumerate(images):
+            b = a.copy()
+            b.calc = a.calc
+            b.info = {**a.info, "autopot_index": k}
+            tagged.append(b)
+        grades = self.calc_grade(pot, training_set, tagged, types, workdir=wd / "grade")
+        ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
+        write_cfg(wd / "candidates.cfg", tagged, types)
+        argv = self.command("select-add", Path(pot).resolve(), ts, wd / "candidates.cfg",
+                            wd / "diff.cfg", select_threshold=threshold,
+                            selection_limit=limit if limit else None,
+                            als_filename=wd / "state.als",
+                            selected_filename=wd / "selected.cfg")
+        self.run(argv, wd)
+        diff = read_cfg(self._output(wd / "diff.cfg"), types)
+        idx = indices_from_cfg(diff, wd / "diff.cfg")
+        return SelectResult(indices=idx, grades=grades, selected=[images[i] for i in idx])
+
+
+def grades_from_cfg(images: Sequence[Atoms], path: PathLike) -> np.ndarray:
+    """``MV_grade`` features of an ``mlp calc-grade`` output, in order."""
+    out = np.empty(len(images))
+    for k, a in enumerate(images):
+        if "MV_grade" not in a.info:
+            raise MTPError(f"configuration {k} has no MV_grade feature", file=str(path),
+                           field="MV_grade")
+        out[k] = float(a.info["MV_grade"])
+    return out
+
+
+def indices_from_cfg(images: Sequence[Atoms], path: PathLike) -> np.ndarray:
+    """Our ``autopot_index`` features of an ``mlp select-add`` diff file, sorted."""
+    idx = []
+    for k, a in enumerate(images):
+        if "autopot_index" not in a.info:
+            raise MTPError(f"configuration {k} lost its autopot_index feature", file=str(path),
+                           field="autopot_index")
+        idx.append(int(a.info["autopot_index"]))
+    return np.array(sorted(set(idx)), dtype=int)
+
+
+def get_backend(name: str = "motep", mlp_binary: str | None = None, **options: Any
+                ) -> MTPBackend:
+    """``"motep"`` (default) or ``"mlp"`` (binary from ``mlp_binary`` or PATH)."""
+    if name == "motep":
+        return MotepBackend(**options)
+    if name == "mlp":
+        if options:
+            raise MTPError(f"unknown mlp backend option {sorted(options)[0]!r}", field="backend")
+        return MlpBackend(mlp_binary)
+    raise MTPError(f"unknown MTP backend {name!r}; use 'motep' or 'mlp'", field="backend")
