@@ -57,7 +57,9 @@ def cli() -> None:
 def main() -> None:
     """Entry point: user errors print as one line on stderr and exit 2."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)  # returns a click Exit's code in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except AutopotError as exc:
         click.echo(f"autopot: error: {exc}", err=True)
         sys.exit(2)

@@ -139,7 +139,9 @@ class Engine:
         return handle
 
     def future(self, view: RunView) -> asyncio.Future[RunView]:
-        return self.track(view).future
+        """A future for orchestrator code; shielded, so cancelling a waiter (a gather
+        being torn down) never cancels the engine's own record of the run."""
+        return asyncio.shield(self.track(view).future)
 
     def report(self, outcome: Outcome) -> None:
         """Executor callback (in the loop thread): queue and wake the pump."""
@@ -314,7 +316,7 @@ class Engine:
             result = await _first(main_task, pump)
             # Event-style orchestrators return early: wait for runs and callbacks.
             while True:
-                pending = [h.future for h in self.in_flight()] + list(self._callbacks)
+                pending = [asyncio.shield(h.future) for h in self.in_flight()] + list(self._callbacks)
                 if not pending:
                     break
                 waiter = asyncio.ensure_future(asyncio.gather(*pending))

@@ -23,6 +23,10 @@ from autopot.store.schema import TaskSchema
 from autopot.store.states import State
 
 
+class UnknownTaskManager(WorkflowError, AttributeError):
+    """``workflow.<name>`` for a task manager motoko.yaml does not declare."""
+
+
 class TaskManager:
     """One task type of the workflow: create runs, select them, react to them."""
 
@@ -154,7 +158,11 @@ class Workflow:
         managers = self.__dict__.get("managers", {})
         if name in managers:
             return managers[name]
-        raise AttributeError(f"workflow has no task manager {name!r} (declared: {', '.join(managers)})")
+        raise UnknownTaskManager(
+            f"workflow has no task manager {name!r} (declared: {', '.join(managers)})",
+            file=self.__dict__["config"].path if "config" in self.__dict__ else None,
+            field="task_managers",
+        )
 
     def __getitem__(self, name: str) -> TaskManager:
         try:
