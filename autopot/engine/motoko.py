@@ -154,15 +154,20 @@ def load_module(module_name: str, base: Path, source: Path) -> Any:
 
 
 def _executor_spec(spec: Any, path: Path, where: str) -> dict[str, Any]:
+    """``local``, ``slurm``, or ``package.module:Class`` for a user's own executor."""
     if isinstance(spec, str):
         spec = {"name": spec}
-    if not isinstance(spec, dict) or spec.get("name") not in EXECUTORS:
-        raise WorkflowError(f"expected an executor name ({', '.join(EXECUTORS)}) or {{name: ...}}", file=path, field=where)
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if not isinstance(name, str) or (name not in EXECUTORS and ":" not in name):
+        raise WorkflowError(
+            f"expected an executor name ({', '.join(EXECUTORS)} or module:Class) or {{name: ...}}",
+            file=path, field=where,
+        )
     return dict(spec)
 
 
 def executor_class(name: str) -> type:
-    module, _, attr = EXECUTORS[name].partition(":")
+    module, _, attr = EXECUTORS.get(name, name).partition(":")
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
