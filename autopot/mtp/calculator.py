@@ -1,0 +1,136 @@
+"""ASE calculator that reports the MTP extrapolation grade, and MD with selection.
+
+This is MLIP-2's "learning on the fly" in an ASE loop: the MTP (motep ``cext``) gives
+energy/forces/stress, the active set (the same as :meth:`MotepBackend.calc_grade`) gives the
+grade every ``grade_every`` force calls, snapshots above ``gamma_min`` are kept and the run
+stops once a grade exceeds ``gamma_max`` (the potential is then unreliable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from autopot.errors import MTPError
+
+from .activeset import ActiveSet
+from .atom_types import parse_atom_types
+
+
+class GradingMTP(Calculator):
+    """MTP calculator with ``results["grade"]`` (and ``"nbh_grades"`` per atom in
+    neighbourhood mode) on every ``grade_every``-th calculation (0, k, 2k, ...).
+    Ask for ``get_property("grade")`` to force a grade at the current positions."""
+
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress", "grade")
+
+    def __init__(self, pot: str | Path, training_set: str | Path | Sequence[Atoms],
+                 atom_types: str | Mapping[str, int], *, grade_every: int = 1,
+                 mode: str = "configuration", active_set: ActiveSet | None = None,
+                 **kwargs: Any) -> None:
+        from motep.calculator import MTP
+
+        from .backend import check_species, get_active_set, load_configs, load_potential
+        from .jacobian import MTPArrays
+
+        super().__init__(**kwargs)
+        if not isinstance(grade_every, int) or grade_every < 1:
+            raise MTPError(f"grade_every must be a positive integer, got {grade_every!r}",
+                           field="grade_every")
+        self.atom_types = parse_atom_types(atom_types)
+        self.data = load_potential(pot, self.atom_types)
+        self.arrays = MTPArrays.from_mtp(self.data, self.data.species)
+        if active_set is None:
+            train = load_configs(training_set, self.atom_types, "training_set")
+            check_species(train, self.atom_types, int(self.data.species_count),
+                          file=str(training_set) if isinstance(training_set, str | Path)
+                          else None, pot=pot)
+            active_set = get_active_set(pot, train, self.atom_types, mode=mode)
+        self.active_set = active_set
+        self.grade_every = grade_every
+        self.ncalc = 0
+        self.last_grade: float | None = None
+        self._mtp = MTP(self.data, engine="cext", mode="run")
+
+    def calculate(self, atoms: Atoms | None = None, properties: Sequence[str] = ("energy",),
+                  system_changes: Sequence[str] = all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self._mtp.calculate(self.atoms, list(properties), system_changes)
+        res = dict(self._mtp.results)
+        if "grade" in properties or self.ncalc % self.grade_every == 0:
+            grade, nbh = self.active_set.grade_atoms(self.arrays, self.atoms)
+            res["grade"] = grade
+            if nbh is not None:
+                res["nbh_grades"] = nbh
+            self.last_grade = grade
+        self.ncalc += 1
+        self.results = res
+
+
+@dataclass
+class MDResult:
+    """Outcome of :func:`run_md_select`."""
+
+    snapshots: list[Atoms] = field(default_factory=list)  # grade > gamma_min, info["MV_grade"]
+    aborted: bool = False  # stopped because a grade exceeded gamma_max
+    step: int = 0  # last MD step done
+    max_grade: float = 0.0
+    grades: list[tuple[int, float]] = field(default_factory=list)
+
+
+def run_md_select(atoms: Atoms, pot: str | Path, training_set: str | Path | Sequence[Atoms],
+                  atom_types: str | Mapping[str, int], *, temperature_K: float,
+                  timestep_fs: float, steps: int, friction: float = 0.01, seed: int = 0,
+                  gamma_min: float = 2.0, gamma_max: float = 10.0, grade_every: int = 1,
+                  mode: str = "configuration") -> MDResult:
+    """Langevin MD with the MTP; collect snapshots with grade > ``gamma_min``, stop at
+    the first grade > ``gamma_max``.  ``friction`` is in 1/fs; the input is not modified."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    if not 1.0 <= gamma_min < gamma_max:
+        raise MTPError(f"need 1 <= gamma_min < gamma_max, got {gamma_min} and {gamma_max}",
+                       field="gamma_min")
+    if steps < 0 or timestep_fs <= 0 or temperature_K < 0:
+        raise MTPError("steps, timestep_fs and temperature_K must be positive", field="md")
+    work = atoms.copy()
+    calc = GradingMTP(pot, training_set, atom_types, grade_every=grade_every, mode=mode)
+    work.calc = calc
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=rng)
+    dyn = Langevin(work, timestep_fs * units.fs, temperature_K=temperature_K,
+                   friction=friction / units.fs, rng=rng)
+    result = MDResult()
+
+    def check(step: int) -> bool:
+        if "grade" not in calc.results:
+            return False
+        g = float(calc.results["grade"])
+        result.grades.append((step, g))
+        result.max_grade = max(result.max_grade, g)
+        if g > gamma_min:
+            snap = work.copy()
+            snap.calc = None
+            snap.info["MV_grade"] = g
+            snap.info["md_step"] = step
+            result.snapshots.append(snap)
+        return g > gamma_max
+
+    work.get_forces()
+    if check(0):
+        result.aborted = True
+        return result
+    for step in range(1, steps + 1):
+        dyn.run(1)
+        result.step = step
+        if check(step):
+            result.aborted = True
+            break
+    return result
