@@ -428,7 +428,8 @@ class MlpBackend(MTPBackend):
             proc = subprocess.run(argv, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, check=False)
         text = logfile.read_text(encoding="utf-8", errors="replace")
-        if proc.returncode != 0 or "ERROR" in text:
+        failed = any(ln.strip().startswith(("ERROR:", "ERROR ")) for ln in text.splitlines())
+        if proc.returncode != 0 or failed:
             last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
             raise MTPError(f"mlp {argv[1]} failed (exit {proc.returncode}): {last[0][:200]}",
                            file=str(logfile))

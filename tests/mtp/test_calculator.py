@@ -1,0 +1,57 @@
+"""The grading calculator and MD with selection, on a real trained MTP."""
+
+import numpy as np
+import pytest
+
+from autopot.errors import MTPError
+from autopot.mtp import get_backend
+from autopot.mtp.calculator import GradingMTP, run_md_select
+
+from .conftest import ATOM_TYPES, emt_configs
+
+
+def test_calculator_grades_every_k_calls(trained, training_set):
+    calc = GradingMTP(trained, training_set, ATOM_TYPES, grade_every=3)
+    a = training_set[0].copy()
+    a.calc = calc
+    seen = []
+    for k in range(6):
+        a.positions[0, 0] += 0.01 * (k + 1)
+        a.get_forces()
+        seen.append("grade" in calc.results)
+    assert seen == [True, False, False, True, False, False]
+    ref = get_backend().calc_grade(trained, training_set, [a], ATOM_TYPES)[0]
+    assert a.calc.get_property("grade", a) == pytest.approx(ref, rel=1e-9)
+    efs = get_backend().calc_efs(trained, [a], ATOM_TYPES)[0]
+    assert a.get_potential_energy() == pytest.approx(efs.get_potential_energy(), rel=1e-12)
+
+
+def test_md_stops_at_gamma_max_and_collects_above_gamma_min(trained, training_set):
+    start = training_set[3].copy()
+    before = start.positions.copy()
+    res = run_md_select(start, trained, training_set, ATOM_TYPES, temperature_K=1500,
+                        timestep_fs=2.0, steps=300, friction=0.02, seed=1,
+                        gamma_min=1.5, gamma_max=4.0, grade_every=2)
+    assert res.aborted, res.max_grade
+    assert res.max_grade > 4.0
+    assert 0 < res.step < 300 and res.step % 2 == 0
+    assert res.snapshots and all(s.info["MV_grade"] > 1.5 for s in res.snapshots)
+    assert res.snapshots[-1].info["MV_grade"] == res.max_grade
+    assert [s for s, _ in res.grades] == list(range(0, res.step + 1, 2))
+    assert np.array_equal(start.positions, before)  # input untouched
+
+
+def test_md_stays_when_grades_are_low(trained, training_set):
+    res = run_md_select(emt_configs(1, seed=40, rattle=0.0)[0], trained, training_set,
+                        ATOM_TYPES, temperature_K=50, timestep_fs=1.0, steps=10, seed=2,
+                        gamma_min=3.0, gamma_max=1e6, grade_every=5)
+    assert not res.aborted and res.step == 10
+    assert len(res.grades) == 3
+
+
+def test_bad_md_arguments(trained, training_set):
+    with pytest.raises(MTPError, match="gamma_min"):
+        run_md_select(training_set[0], trained, training_set, ATOM_TYPES, temperature_K=300,
+                      timestep_fs=1, steps=1, gamma_min=5, gamma_max=2)
+    with pytest.raises(MTPError, match="grade_every"):
+        GradingMTP(trained, training_set, ATOM_TYPES, grade_every=0)
