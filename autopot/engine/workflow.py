@@ -236,6 +236,21 @@ class Workflow:
 
         self.store.transact(write, note="workflow event")
 
+    def update_summary(self, **items: Any) -> None:
+        """Merge ``items`` into this workflow run's summary (what reports and status show)."""
+
+        def write(root: Any) -> None:
+            record = self.workflow_record(root)
+            if record is not None:
+                record.summary = {**record.summary, **items}
+
+        self.store.transact(write, note="workflow summary")
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        record = self.workflow_record()
+        return dict(record.summary) if record is not None else {}
+
     # ------------------------------------------------------------------ submission
     def _marker(self, view: RunView) -> dict[str, Any]:
         return {
