@@ -19,8 +19,9 @@ import numpy as np
 
 from autopot.errors import MTPError
 
-#: pairs per batch: bounds memory (~ pairs x basic moments doubles) while amortising loops
-PAIRS_PER_BATCH = 150_000
+#: pairs per batch: small enough for per-pair arrays to stay in cache (numpy is memory
+#: bound here), large enough to amortise the per-contraction Python loop; measured
+PAIRS_PER_BATCH = 30_000
 
 
 @dataclass
@@ -97,16 +98,26 @@ def _pairs(atoms, cutoff: float):
 
 
 def _chebyshev(r: np.ndarray, arr: MTPArrays) -> np.ndarray:
+    """Chebyshev radial basis times the smooth cutoff, feature-major: (rbs, npairs)."""
     x = 2.0 * (r - arr.rmin) / (arr.rmax - arr.rmin) - 1.0
     diff = arr.rmax - r
     smooth = np.where(diff > 0, arr.scaling * diff * diff, 0.0)
-    q = np.empty((len(r), arr.rbs))
-    q[:, 0] = smooth
+    q = np.empty((arr.rbs, len(r)))
+    q[0] = smooth
     if arr.rbs > 1:
-        q[:, 1] = x * smooth
+        np.multiply(x, smooth, out=q[1])
     for k in range(2, arr.rbs):
-        q[:, k] = 2.0 * x * q[:, k - 1] - q[:, k - 2]
+        np.multiply(2.0 * x, q[k - 1], out=q[k])
+        q[k] -= q[k - 2]
     return q
+
+
+def _atom_sum(x: np.ndarray, starts: np.ndarray, nonempty: np.ndarray, n: int) -> np.ndarray:
+    """Sum the columns of ``x`` (features, pairs) into ``n`` atoms (pairs grouped by atom)."""
+    out = np.zeros((x.shape[0], n))
+    if x.shape[1]:
+        out[:, nonempty] = np.add.reduceat(x, starts[nonempty], axis=1)
+    return out
 
 
 def _segment_sum(x: np.ndarray, seg: np.ndarray, nseg: int) -> np.ndarray:
@@ -129,21 +140,21 @@ class BatchResult:
 
 
 def energy_jacobian(arr: MTPArrays, images: Sequence, *, per_atom: bool = False) -> BatchResult:
-    """Energies and dE/dtheta for ``images`` (one row per configuration, or per atom)."""
+    """Energies and dE/dtheta for ``images`` (one row per configuration, or per atom).
+
+    Pair arrays are feature-major (features x pairs) so every numpy pass is contiguous.
+    """
     nimg = len(images)
     natoms = np.array([len(a) for a in images], dtype=int)
     ntot = int(natoms.sum())
     atom_off = np.concatenate([[0], np.cumsum(natoms)])
     gi_l, gj_l, d_l, types_l = [], [], [], []
-    pair_counts = np.zeros(nimg, dtype=int)
     for c, atoms in enumerate(images):
-        t = types_of(atoms, arr.species)
         i, j, d = _pairs(atoms, arr.rmax)
-        types_l.append(t)
+        types_l.append(types_of(atoms, arr.species))
         gi_l.append(i + atom_off[c])
         gj_l.append(j + atom_off[c])
         d_l.append(d)
-        pair_counts[c] = len(i)
     types = np.concatenate(types_l) if types_l else np.zeros(0, int)
     gi = np.concatenate(gi_l) if gi_l else np.zeros(0, int)
     gj = np.concatenate(gj_l) if gj_l else np.zeros(0, int)
@@ -151,92 +162,98 @@ def energy_jacobian(arr: MTPArrays, images: Sequence, *, per_atom: bool = False)
     if np.any(gi[1:] < gi[:-1]):  # reduceat needs pairs grouped by central atom
         order = np.argsort(gi, kind="stable")
         gi, gj, dvec = gi[order], gj[order], dvec[order]
+    npairs = len(gi)
+    counts = np.bincount(gi, minlength=ntot)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    nonempty = counts > 0
     spc, rfc, rbs = arr.spc, arr.rfc, arr.rbs
     nb = len(arr.basic)
-    r = np.sqrt(np.einsum("pk,pk->p", dvec, dvec))
+    nsc = len(arr.mapping)
+    dt = np.ascontiguousarray(dvec.T)  # (3, npairs)
+    r = np.sqrt(dt[0] * dt[0] + dt[1] * dt[1] + dt[2] * dt[2])
     if np.any(r < 1e-8):
         raise MTPError("two atoms at the same position", field="positions")
-    u = dvec / r[:, None]
-    q = _chebyshev(r, arr)
+    u = dt / r
+    q = _chebyshev(r, arr)  # (rbs, npairs)
     ti, tj = types[gi], types[gj]
-    # radial functions f[p, mu]
     if spc == 1:
-        f = q @ arr.radial[0, 0].T
+        f = arr.radial[0, 0] @ q  # (rfc, npairs)
     else:
-        f = np.empty((len(r), rfc))
+        f = np.empty((rfc, npairs))
         tp = ti * spc + tj
         flat = arr.radial.reshape(spc * spc, rfc, rbs)
         for t in np.unique(tp):
-            m = tp == t
-            f[m] = q[m] @ flat[t].T
-    # angular parts A[p, b] = ux^a uy^b uz^c
+            sel = tp == t
+            f[:, sel] = flat[t] @ q[:, sel]
+    # angular parts ang[b] = ux^a uy^b uz^c, built from cached powers
     maxp = int(arr.basic[:, 1:].max()) if nb else 0
-    pw = np.ones((maxp + 1, len(r), 3))
-    for k in range(1, maxp + 1):
-        pw[k] = pw[k - 1] * u
-    ang = np.empty((len(r), nb))
+    pw = [[np.ones(npairs)] for _ in range(3)]
+    for ax in range(3):
+        for _ in range(maxp):
+            pw[ax].append(pw[ax][-1] * u[ax])
+    ang = np.empty((nb, npairs))
     for b, (_, a, bb, cc) in enumerate(arr.basic):
-        ang[:, b] = pw[a, :, 0] * pw[bb, :, 1] * pw[cc, :, 2]
+        np.multiply(pw[0][a], pw[1][bb], out=ang[b])
+        ang[b] *= pw[2][cc]
+    del pw
     mu_of = arr.basic[:, 0]
-    mbasic = _segment_sum(f[:, mu_of] * ang, gi, ntot)  # (ntot, nb)
     m = np.zeros((arr.amc, ntot))
-    m[:nb] = mbasic.T
+    m[:nb] = _atom_sum(f[mu_of] * ang, starts, nonempty, ntot)
     for i1, i2, mult, i3 in arr.times:
         m[i3] += mult * m[i1] * m[i2]
     bvals = m[arr.mapping]  # (nscalar, ntot)
     e_atom = arr.species_coeffs[types] + arr.moment_coeffs @ bvals
-    # adjoint of the contraction graph: dE_i/dm
+    # adjoint of the contraction graph: adj = dE_i/dm
     adj = np.zeros_like(m)
     np.add.at(adj, arr.mapping, np.broadcast_to(arr.moment_coeffs[:, None], bvals.shape))
     for i1, i2, mult, i3 in arr.times[::-1]:
         a3 = adj[i3]
         adj[i1] += mult * a3 * m[i2]
         adj[i2] += mult * a3 * m[i1]
-    w = adj[:nb][:, gi].T * ang  # (npairs, nb)
-    ind = np.zeros((nb, rfc))
-    ind[np.arange(nb), mu_of] = 1.0
-    wmu = w @ ind  # (npairs, rfc)
-    spc_onehot = (types[:, None] == np.arange(spc)[None, :]).astype(float)
-    if per_atom:
-        nrows = ntot
-        rows = np.empty((ntot, arr.nparams))
-        rows[:, : len(arr.mapping)] = bvals.T
-        rows[:, len(arr.mapping): len(arr.mapping) + spc] = spc_onehot
-        outer = np.zeros((len(r), spc, spc, rfc, rbs))
-        if spc == 1:
-            outer[:, 0, 0] = wmu[:, :, None] * q[:, None, :]
-        else:
-            idx = np.arange(len(r))
-            outer[idx, ti, tj] = wmu[:, :, None] * q[:, None, :]
-        rows[:, len(arr.mapping) + spc:] = _segment_sum(outer.reshape(len(r), -1), gi, ntot)
+    w = np.repeat(adj[:nb], counts, axis=1)  # adjoint at the central atom of each pair
+    w *= ang
+    ind = np.zeros((rfc, nb))
+    ind[mu_of, np.arange(nb)] = 1.0
+    wmu = ind @ w  # (rfc, npairs): dE/df_mu(r_p)
+    spc_onehot = (types[None, :] == np.arange(spc)[:, None]).astype(float)  # (spc, ntot)
+    nrad = arr.radial.size
+    if spc == 1:
+        wt, qt = wmu, q
     else:
-        nrows = nimg
+        idx = np.arange(npairs)
+        wt = np.zeros((spc, rfc, npairs))
+        wt[ti, :, idx] = wmu.T
+        qt = np.zeros((spc, rbs, npairs))
+        qt[tj, :, idx] = q.T
+        wt = wt.reshape(spc * rfc, npairs)
+        qt = qt.reshape(spc * rbs, npairs)
+
+    def radial_block(blk: np.ndarray) -> np.ndarray:
+        # (spc*rfc, spc*rbs) -> (spc, spc, rfc, rbs) flattened, motep's order
+        return blk.reshape(spc, rfc, spc, rbs).transpose(0, 2, 1, 3).ravel()
+
+    conf_of_atom = np.repeat(np.arange(nimg), natoms)
+    if per_atom:
+        rows = np.empty((ntot, arr.nparams))
+        rows[:, :nsc] = bvals.T
+        rows[:, nsc: nsc + spc] = spc_onehot.T
+        outer = (wt[:, None, :] * qt[None, :, :]).reshape(-1, npairs)
+        rad = _atom_sum(outer, starts, nonempty, ntot)  # (spc*rfc*spc*rbs, ntot)
+        rows[:, nsc + spc:] = (rad.reshape(spc, rfc, spc, rbs, ntot)
+                               .transpose(4, 0, 2, 1, 3).reshape(ntot, nrad))
+    else:
         rows = np.empty((nimg, arr.nparams))
-        rows[:, : len(arr.mapping)] = _segment_sum(bvals.T, np.repeat(np.arange(nimg), natoms),
-                                                    nimg)
-        rows[:, len(arr.mapping): len(arr.mapping) + spc] = _segment_sum(
-            spc_onehot, np.repeat(np.arange(nimg), natoms), nimg)
-        # pairs of configuration c are contiguous because atoms are
-        pstart = np.searchsorted(gi, atom_off[:-1])
-        pend = np.searchsorted(gi, atom_off[1:])
-        if spc == 1:
-            for c in range(nimg):
-                s, e = pstart[c], pend[c]
-                rows[c, len(arr.mapping) + 1:] = (wmu[s:e].T @ q[s:e]).ravel()
-        else:
-            wt = np.zeros((len(r), spc, rfc))
-            qt = np.zeros((len(r), spc, rbs))
-            idx = np.arange(len(r))
-            wt[idx, ti] = wmu
-            qt[idx, tj] = q
-            wt = wt.reshape(len(r), -1)
-            qt = qt.reshape(len(r), -1)
-            for c in range(nimg):
-                s, e = pstart[c], pend[c]
-                blk = (wt[s:e].T @ qt[s:e]).reshape(spc, rfc, spc, rbs)
-                rows[c, len(arr.mapping) + spc:] = blk.transpose(0, 2, 1, 3).ravel()
-    del nrows
-    energies = _segment_sum(e_atom[:, None], np.repeat(np.arange(nimg), natoms), nimg)[:, 0]
+        rows[:, :nsc] = _segment_sum(bvals.T, conf_of_atom, nimg)
+        rows[:, nsc: nsc + spc] = _segment_sum(spc_onehot.T, conf_of_atom, nimg)
+        pstart = starts[atom_off[:-1]] if ntot else np.zeros(nimg, dtype=int)
+        pend = np.append(pstart[1:], npairs)
+        for c in range(nimg):
+            if natoms[c] == 0:
+                rows[c, nsc + spc:] = 0.0
+                continue
+            s, e = pstart[c], pend[c]
+            rows[c, nsc + spc:] = radial_block(wt[:, s:e] @ qt[:, s:e].T)
+    energies = _segment_sum(e_atom[:, None], conf_of_atom, nimg)[:, 0]
     return BatchResult(energies=energies, rows=rows, natoms=natoms)
 
 
