@@ -29,9 +29,27 @@ MAX_EDGE_MULT = 2
 
 
 def _canon(mus: tuple[int, ...], edges: dict[tuple[int, int], int]):
+    """Canonical form of a labelled multigraph: the smallest relabelling.
+
+    Only permutations within classes of nodes with equal invariants (mu, degree, sorted
+    neighbour (mu, multiplicity)) are tried, which keeps level 28 tractable.
+    """
     n = len(mus)
+    nbrs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    deg = [0] * n
+    for (i, j), m in edges.items():
+        nbrs[i].append((mus[j], m))
+        nbrs[j].append((mus[i], m))
+        deg[i] += m
+        deg[j] += m
+    inv = [(mus[v], deg[v], tuple(sorted(nbrs[v]))) for v in range(n)]
+    classes: dict = {}
+    for v in range(n):
+        classes.setdefault(inv[v], []).append(v)
+    keys = sorted(classes)
     best = None
-    for perm in itertools.permutations(range(n)):  # perm[new] = old
+    for parts in itertools.product(*(itertools.permutations(classes[k]) for k in keys)):
+        perm = [v for part in parts for v in part]  # perm[new] = old
         pos = {old: new for new, old in enumerate(perm)}
         key = (tuple(mus[perm[k]] for k in range(n)),
                tuple(sorted((min(pos[i], pos[j]), max(pos[i], pos[j]), m)
