@@ -24,8 +24,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cu-quick": {  # for tests and CI: the same workflow, smaller
         "system": "cu", "atom_types": "Cu=0", "level": 6, "grades": [10.0, 2.0],
-        "md_temperature": 700.0, "md_steps": 120, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 60, "max_iterations": 3,
+        "md_temperature": 300.0, "md_steps": 100, "md_timestep": 2.0,
+        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 60, "max_iterations": 8,
         "n_initial": 4, "n_candidates": 40, "n_md": 1,
     },
     "cuau": {
