@@ -40,3 +40,21 @@ def test_matches_motep(tmp_path, level, symbols):
         assert np.allclose(atom.rows[off:off + len(a)], jacs, rtol=1e-10,
                            atol=1e-12 * np.abs(jacs).max())
         off += len(a)
+
+
+def test_cluster_without_cell_matches_motep(tmp_path):
+    from ase.cluster import Icosahedron
+    from motep.calculator import MTP
+
+    generate_untrained_mtp(8, 1, cutoff=5.0, min_dist=2.0, path=tmp_path / "p.mtp")
+    data = read_mtp(tmp_path / "p.mtp")
+    data.initialize(np.random.default_rng(1))
+    data.species = [29]
+    atoms = Icosahedron("Cu", 2)
+    atoms.rattle(0.05, seed=3)
+    res = energy_jacobian(MTPArrays.from_mtp(data, data.species), [atoms])
+    ref = atoms.copy()
+    ref.calc = MTP(data, engine="cext", mode="train")
+    assert res.energies[0] == pytest.approx(ref.get_potential_energy(), rel=1e-12)
+    jac = ref.calc.engine.jac_energy(ref).parameters
+    assert np.allclose(res.rows[0], jac, rtol=1e-10, atol=1e-12 * np.abs(jac).max())
