@@ -18,8 +18,8 @@ from autopot.errors import WorkflowError
 PRESETS: dict[str, dict[str, Any]] = {
     "cu": {
         "system": "cu", "atom_types": "Cu=0", "level": 8, "grades": [100.0, 10.0, 2.0],
-        "md_temperature": 900.0, "md_steps": 400, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 150, "max_iterations": 4,
+        "md_temperature": 500.0, "md_steps": 300, "md_timestep": 2.0,
+        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 100, "max_iterations": 10,
         "n_initial": 6, "n_candidates": 150, "n_md": 2,
     },
     "cu-quick": {  # for tests and CI: the same workflow, smaller
@@ -30,8 +30,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "cuau": {
         "system": "cuau", "atom_types": "Cu=0,Au=1", "level": 8, "grades": [100.0, 10.0, 2.0],
-        "md_temperature": 700.0, "md_steps": 300, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 150, "max_iterations": 4,
+        "md_temperature": 500.0, "md_steps": 300, "md_timestep": 2.0,
+        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 100, "max_iterations": 10,
         "n_initial": 8, "n_candidates": 150, "n_md": 2,
     },
 }
