@@ -120,16 +120,28 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                     raise err("AtomData: no 'type' column", k)
                 if not (all(c in cols for c in _CART) or all(c in cols for c in _DIRECT)):
                     raise err("AtomData: needs cartes_x/y/z or direct_x/y/z columns", k)
-                data = np.empty((size, len(cols)))
-                for a in range(size):
-                    if k >= n:
-                        raise err(f"AtomData: expected {size} atom lines, file ends", k)
-                    tok = lines[k].split()
-                    k += 1
-                    if len(tok) != len(cols):
-                        raise err(f"AtomData: expected {len(cols)} columns, got {len(tok)}", k)
-                    for c, t in enumerate(tok):
-                        data[a, c] = _num(t, path, k, f"AtomData {cols[c]}")
+                if k + size > n:
+                    raise err(f"AtomData: expected {size} atom lines, file ends", n)
+                block = lines[k:k + size]
+                try:  # fast path: one numpy conversion for the whole block
+                    data = np.array(" ".join(block).split(), dtype=float)
+                    ok = data.size == size * len(cols) and all(
+                        len(ln.split()) == len(cols) for ln in block)
+                except ValueError:
+                    ok = False
+                if ok:
+                    data = data.reshape(size, len(cols))
+                    k += size
+                else:  # slow path only to name the offending line
+                    data = np.empty((size, len(cols)))
+                    for a in range(size):
+                        tok = lines[k].split()
+                        k += 1
+                        if len(tok) != len(cols):
+                            raise err(f"AtomData: expected {len(cols)} columns, got {len(tok)}",
+                                      k)
+                        for c, t in enumerate(tok):
+                            data[a, c] = _num(t, path, k, f"AtomData {cols[c]}")
                 atomdata = {c: data[:, i] for i, c in enumerate(cols)}
                 tcol = atomdata["type"]
                 if np.any(tcol != np.round(tcol)):

@@ -40,6 +40,21 @@ def activeset_path(pot: str | Path) -> Path:
     return pot.with_name(pot.name + ".als.npz")
 
 
+def save_active_set(pot: str | Path, active_set) -> Path:
+    """Store ``active_set`` beside ``pot`` (see :class:`autopot.mtp.activeset.ActiveSet`)."""
+    path = activeset_path(pot)
+    active_set.save(path)
+    return path
+
+
+def load_active_set(pot: str | Path):
+    """The active set stored beside ``pot``, or ``None`` if there is none."""
+    from .activeset import ActiveSet
+
+    path = activeset_path(pot)
+    return ActiveSet.load(path) if path.exists() else None
+
+
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

@@ -126,3 +126,19 @@ def test_untrained_potential_cannot_grade(tmp_path, training_set):
 def test_unknown_backend():
     with pytest.raises(MTPError, match="unknown MTP backend"):
         get_backend("lammps")
+
+
+def test_neighborhood_select_add_and_saved_active_set(trained, training_set, tmp_path):
+    from autopot.mtp.mtpfile import load_active_set, save_active_set
+
+    b = get_backend("motep", mode="neighborhood")
+    (c,) = emt_configs(1, seed=23, rattle=0.2)
+    res = b.select_add(trained, training_set, [c.copy() for _ in range(5)], ATOM_TYPES)
+    assert len(res.indices) == 1 and res.grades.min() > 2
+    als = load_active_set(trained)
+    assert als is not None and als.mode == "configuration"
+    copy = tmp_path / "copy.mtp"
+    copy.write_bytes(trained.read_bytes())
+    assert load_active_set(copy) is None
+    save_active_set(copy, als)
+    assert load_active_set(copy).n_training == als.n_training
