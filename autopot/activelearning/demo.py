@@ -59,7 +59,7 @@ def _structures(sizes: dict[str, Any], rng: np.random.Generator) -> tuple[list, 
     for base in (base_small, base_mid, base_large):
         for atoms in strained(base, max_strain=0.02, n=per_base, rng=rng):
             candidates.extend(perturbed(atoms, amplitude=(0.02, 0.05), n=1, rng=rng))
-    md_starts = [base_mid.copy() for _ in range(sizes["n_md"])]
+    md_starts = perturbed(base_mid, amplitude=(0.0, 0.02), n=sizes["n_md"], rng=rng)
     return initial, candidates, md_starts
 
 

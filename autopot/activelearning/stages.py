@@ -139,12 +139,14 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
     for i, source in enumerate(s.md_configurations or [progress.training_set]):
         starts += split_cfg(source, s.inputs_dir / f"md_start_{i}", s.atom_types)
     for iteration in range(1, s.max_iterations + 1):
-        md_runs = workflow.md_select.create_tasks(
-            cfg_fname=[str(f) for f in starts], pot_fname=str(progress.potential),
-            ts_fname=str(progress.training_set), atom_types=s.atom_types,
-            md_args={**s.md_args, "seed": iteration}, select_args=s.select_args,
-            run_params={"mtp_backend": s.mtp_backend},
-        )
+        md_runs = RunList([], workflow)
+        for k, start in enumerate(starts):  # a distinct, reproducible seed per trajectory
+            md_runs += workflow.md_select.create_tasks(
+                cfg_fname=str(start), pot_fname=str(progress.potential),
+                ts_fname=str(progress.training_set), atom_types=s.atom_types,
+                md_args={**s.md_args, "seed": 1000 * iteration + k}, select_args=s.select_args,
+                run_params={"mtp_backend": s.mtp_backend},
+            )
         sp_runs = RunList([], workflow)
         collected = 0
         async for md in md_runs.as_completed():  # no barrier: each MD's picks go out at once
