@@ -492,8 +492,13 @@ class MlpBackend(MTPBackend):
 
     name = "mlp"
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, launcher: Sequence[str] | None = None) -> None:
+        """``launcher`` prefixes every command, e.g. ``["mpirun", "-n", "2"]``."""
         self.binary = self.resolve(binary)
+        if isinstance(launcher, str):
+            raise MTPError("launcher must be a list of arguments, not a shell string",
+                           field="mlp_launcher")
+        self.launcher = [str(a) for a in launcher] if launcher else []
 
     @staticmethod
     def resolve(binary: str | None) -> str:
@@ -509,7 +514,7 @@ class MlpBackend(MTPBackend):
 
     def command(self, cmd: str, *args: PathLike, **options: Any) -> list[str]:
         """``[mlp, cmd, args..., --key=value...]``; ``True`` flags become ``--key``."""
-        argv = [self.binary, cmd, *(str(a) for a in args)]
+        argv = [*self.launcher, self.binary, cmd, *(str(a) for a in args)]
         for key, value in options.items():
             if value is None or value is False:
                 continue
@@ -519,7 +524,8 @@ class MlpBackend(MTPBackend):
 
     def run(self, argv: list[str], workdir: Path) -> str:
         workdir.mkdir(parents=True, exist_ok=True)
-        logfile = workdir / f"mlp_{argv[1]}.log"
+        cmd = argv[len(self.launcher) + 1]
+        logfile = workdir / f"mlp_{cmd}.log"
         with open(logfile, "w", encoding="utf-8") as fh:
             proc = subprocess.run(argv, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, check=False)
@@ -527,7 +533,7 @@ class MlpBackend(MTPBackend):
         failed = any(ln.strip().startswith(("ERROR:", "ERROR ")) for ln in text.splitlines())
         if proc.returncode != 0 or failed:
             last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
-            raise MTPError(f"mlp {argv[1]} failed (exit {proc.returncode}): {last[0][:200]}",
+            raise MTPError(f"mlp {cmd} failed (exit {proc.returncode}): {last[0][:200]}",
                            file=str(logfile))
         return text
 
@@ -661,7 +667,8 @@ def get_backend(name: str = "motep", mlp_binary: str | None = None, **options: A
     if name == "motep":
         return MotepBackend(**options)
     if name == "mlp":
-        if options:
-            raise MTPError(f"unknown mlp backend option {sorted(options)[0]!r}", field="backend")
-        return MlpBackend(mlp_binary)
+        unknown = sorted(set(options) - {"launcher"})
+        if unknown:
+            raise MTPError(f"unknown mlp backend option {unknown[0]!r}", field="backend")
+        return MlpBackend(mlp_binary, **options)
     raise MTPError(f"unknown MTP backend {name!r}; use 'motep' or 'mlp'", field="backend")

@@ -134,3 +134,11 @@ def test_mlp_and_motep_agree(trained, training_set, tmp_path):
     assert np.allclose([a.get_potential_energy() for a in e1],
                        [a.get_potential_energy() for a in e2], atol=1e-5)
     assert os.path.exists(tmp_path / "g" / "mlp_calc-grade.log")
+
+
+def test_launcher_prefix_and_no_shell_strings(fake_binary):
+    b = MlpBackend(fake_binary, launcher=["mpirun", "-n", "2"])
+    assert b.command("calc-efs", "p.mtp", "in.cfg", "out.cfg") == [
+        "mpirun", "-n", "2", fake_binary, "calc-efs", "p.mtp", "in.cfg", "out.cfg"]
+    with pytest.raises(MTPError, match="not a shell string"):
+        MlpBackend(fake_binary, launcher="mpirun -n 2")
