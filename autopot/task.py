@@ -103,6 +103,9 @@ class TaskContext:
                     run.extra = {**run.extra, "outputs": list(self._files)}
             if run.state != State(state).value or cause:
                 run.set_state(state, cause, **fields)
+            else:  # already there (the executor saw the process start first): keep the facts
+                for key, value in fields.items():
+                    setattr(run, key, value)
 
         pending, self._pending = self._pending, []
         self.store.transact(apply, note=f"{self.label}: {State(state).value}")

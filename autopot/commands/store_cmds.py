@@ -1,0 +1,214 @@
+"""``autopot runs``, ``autopot show`` and ``autopot db serve|stop|status``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from autopot.errors import StoreError
+
+_WF = click.option("-W", "--workflow-dir", "workflow_dir", default=None,
+                   help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)")
+
+
+def _open(workflow_dir: str | None) -> Any:
+    from autopot.locate import resolve_workflow_dir
+    from autopot.store.database import open_store
+
+    directory = resolve_workflow_dir(workflow_dir)
+    if not (directory / "db").exists():
+        raise StoreError("no autopot database here (run a workflow first or pass -W)", file=directory)
+    return open_store(directory, read_only=True)
+
+
+def _plain(value: Any, for_table: bool) -> Any:
+    """JSON-able values; arrays shown by shape in tables, as lists in JSON/CSV."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return f"array{list(value.shape)}" if for_table else value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (list, tuple)) and for_table and len(value) > 4:
+        return f"list[{len(value)}]"
+    if isinstance(value, dict) and for_table:
+        return json.dumps(value, default=str)[:40]
+    return value
+
+
+def _row(run: Any, for_table: bool) -> dict[str, Any]:
+    row = run.summary()
+    for key in ("created", "started", "ended"):
+        if row.get(key):
+            row[key] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row[key]))
+    row.update({f"q.{k}": v for k, v in run.quantities.items()})
+    return {k: _plain(v, for_table) for k, v in row.items()}
+
+
+DEFAULT_COLUMNS = ["id", "state", "run_name", "started", "ended", "exit_code"]
+
+
+@click.command()
+@click.argument("task")
+@click.option("--where", "-w", multiple=True, help='constraints, e.g. "state = FINISHED, grade > 10"')
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=None, help="at most this many runs")
+@click.option("--columns", default=None, help="comma-separated columns (job.X, run.X, q.X, state, ...)")
+@_WF
+def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns: str | None,
+         workflow_dir: str | None) -> None:
+    """List the runs of TASK matching constraints (during or after a workflow)."""
+    from autopot.store import query
+    from autopot.store.records import get_task_type
+
+    with _open(workflow_dir) as store:
+        task_type = get_task_type(store.root, task)
+        selected = query.select(task_type, list(where), limit=limit)
+        rows = [_row(r, fmt == "table") for r in selected]
+    cols = columns.split(",") if columns else None
+    if fmt == "json":
+        click.echo(json.dumps([{k: r.get(k) for k in cols} if cols else r for r in rows], default=str, indent=1))
+        return
+    if cols is None:
+        cols = DEFAULT_COLUMNS + sorted({k for r in rows for k in r if k.startswith(("job.", "q."))})
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: json.dumps(r.get(k)) if isinstance(r.get(k), (list, dict)) else r.get(k) for k in cols})
+        click.echo(buf.getvalue(), nl=False)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{task}: {len(rows)} runs")
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
+    Console(width=max(120, Console().width)).print(table)
+
+
+@click.command()
+@click.argument("label")
+@click.option("--lines", default=10, show_default=True, help="log lines to show")
+@_WF
+def show(label: str, lines: int, workflow_dir: str | None) -> None:
+    """One run (TASK.ID): parameters, state history, timings, files, quantities, log tails."""
+    from autopot.executors.base import STDERR, STDOUT, tail
+    from autopot.locate import resolve_workflow_dir
+    from autopot.store.records import get_run
+
+    directory = resolve_workflow_dir(workflow_dir)
+    with _open(workflow_dir) as store:
+        run = get_run(store.root, label)
+        out = [f"{run.label}  {run.state}  (workflow run {run.run_name!r}, job {run.job.id}, attempts {run.attempts})"]
+        if run.cause:
+            out.append(f"cause: {run.cause}")
+        out.append(f"executor: {run.executor} {run.executor_id}  host: {run.host}  exit code: {run.exit_code}")
+        out.append(f"directory: {directory / run.directory if run.directory else '-'}")
+        out.append("job parameters:")
+        out += [f"  {k} = {json.dumps(v, default=str)}" for k, v in run.job.params.items()]
+        out.append("run parameters:")
+        out += [f"  {k} = {json.dumps(v, default=str)}" for k, v in run.params.items()]
+        out.append("history:")
+        out += [f"  {time.strftime('%H:%M:%S', time.localtime(t))} {s}" + (f"  {c}" if c else "") for t, s, c in run.history]
+        if run.started and run.ended:
+            out.append(f"duration: {run.ended - run.started:.2f} s")
+        out.append("quantities:")
+        out += [f"  {k} = {_plain(v, True)}" for k, v in run.quantities.items()]
+        out.append(f"files ({len(run.manifest)}):")
+        out += [f"  {sha[:12]}  {size:>10}  {name}" for name, (sha, size) in sorted(run.manifest.items())]
+        prov = run.provenance.data if run.provenance is not None else {}
+        out.append("provenance: " + ", ".join(f"{k} {v}" for k, v in prov.items())
+                   + f", template {run.job.source_hash[:12]}")
+        run_dir = directory / run.directory if run.directory else None
+    click.echo("\n".join(out))
+    if run_dir is not None:
+        for name in (STDOUT, STDERR, "traceback.txt"):
+            text = tail(run_dir / name, lines=lines)
+            if text:
+                click.echo(f"--- {name} (last {lines} lines)\n{text}")
+
+
+@click.group()
+def db() -> None:
+    """The workflow's database server (ZEO)."""
+
+
+@db.command()
+@_WF
+@click.option("--tcp", default=None, help="serve on HOST:PORT instead of the Unix socket (needs TLS off loopback)")
+@click.option("--tls-cert", type=click.Path(path_type=Path), default=None)
+@click.option("--tls-key", type=click.Path(path_type=Path), default=None)
+@click.option("--tls-ca", type=click.Path(path_type=Path), default=None, help="CA that signs client certificates")
+def serve(workflow_dir: str | None, tcp: str | None, tls_cert: Path | None, tls_key: Path | None,
+          tls_ca: Path | None) -> None:
+    """Serve the database in the foreground until interrupted."""
+    import signal
+
+    from autopot.locate import resolve_workflow_dir
+    from autopot.store.server import TLSFiles, start_server, stop_server
+
+    tls = None
+    if any((tls_cert, tls_key, tls_ca)):
+        if not all((tls_cert, tls_key, tls_ca)):
+            raise StoreError("TLS needs --tls-cert, --tls-key and --tls-ca together", field="tls")
+        tls = TLSFiles(tls_cert, tls_key, tls_ca)  # type: ignore[arg-type]
+    directory = resolve_workflow_dir(workflow_dir)
+    handle = start_server(directory, address=tcp, tls=tls)
+    click.echo(f"serving {directory / 'db' / 'autopot.fs'} on {handle.address} (pid {handle.pid}); Ctrl-C stops")
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_server(handle.pid)
+        click.echo("server stopped")
+
+
+@db.command()
+@_WF
+def stop(workflow_dir: str | None) -> None:
+    """Stop the workflow's database server (by its PID file)."""
+    from autopot.locate import resolve_workflow_dir
+    from autopot.store.server import server_pid, stop_server
+
+    directory = resolve_workflow_dir(workflow_dir)
+    pid = server_pid(directory)
+    if pid is None:
+        raise StoreError("no database server is running", file=directory / "db")
+    stop_server(pid)
+    click.echo(f"stopped server pid {pid}")
+
+
+@db.command()
+@_WF
+def status(workflow_dir: str | None) -> None:
+    """Is a server running, where is the database, how big, how many runs."""
+    from autopot.locate import resolve_workflow_dir
+    from autopot.store.database import WorkflowPaths, socket_alive
+    from autopot.store.server import server_pid
+
+    directory = resolve_workflow_dir(workflow_dir)
+    paths = WorkflowPaths(directory)
+    pid = server_pid(directory)
+    click.echo(f"database: {paths.db_file} ({paths.db_file.stat().st_size if paths.db_file.exists() else 0} bytes)")
+    click.echo(f"server: {'pid ' + str(pid) if pid else 'not running'}"
+               + (f", socket {paths.socket}" if socket_alive(paths.socket) else ""))
+    if paths.db_file.exists():
+        with _open(str(directory)) as store:
+            for name, task_type in store.root.task_types.items():
+                click.echo(f"  {name}: {len(task_type.runs)} runs, {len(task_type.jobs)} jobs")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)
