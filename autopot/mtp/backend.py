@@ -221,11 +221,15 @@ class ShardedLoss:
     """
 
     def __init__(self, images: Sequence[Atoms], data, setting, n_jobs: int | None = None):
+        import multiprocessing as mp
+
         from motep.loss import LossFunction
 
         n = len(images)
         jobs = n_jobs if n_jobs is not None else min(os.cpu_count() or 1, 8)
         jobs = max(1, min(jobs, n // 4 or 1))
+        if mp.current_process().daemon:  # daemonic processes may not have children
+            jobs = 1
         self.n_shards = jobs
         self.conns: list = []
         self.procs: list = []
@@ -234,8 +238,6 @@ class ShardedLoss:
             self.local = LossFunction(list(images), data, setting, engine="cext")
             self.weights = [1.0]
             return
-        import multiprocessing as mp
-
         ctx = mp.get_context("fork")
         order = np.argsort([-len(a) for a in images], kind="stable")
         shards = [[images[k] for k in order[s::jobs]] for s in range(jobs)]

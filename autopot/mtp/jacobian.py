@@ -274,6 +274,10 @@ def batches(images: Sequence, arr: MTPArrays) -> list[tuple[int, int]]:
 
 def default_jobs(n_items: int) -> int:
     """Worker processes: all cores for big jobs, none (in-process) for small ones."""
+    import multiprocessing as mp
+
+    if mp.current_process().daemon:  # daemonic processes may not have children
+        return 1
     env = os.environ.get("AUTOPOT_MTP_JOBS")
     if env:
         return max(1, int(env))
