@@ -1,0 +1,90 @@
+"""Store figures: create 10^5 runs, an indexed state query over them, bytes per run.
+
+    python bench/store.py [--n 100000] [--batch 2000]
+
+Runs are created through the same path the engine uses (schema validation, job identity
+hashing, BTree indexes) in batched transactions on the embedded FileStorage; a quarter of
+them are then moved through SUBMITTED → RUNNING → FINISHED/FAILED with quantities, so the
+state index holds realistic mixes. Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from autopot.store import query
+from autopot.store.database import WorkflowPaths, open_store
+from autopot.store.records import create_runs
+from autopot.store.schema import TaskSchema
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+    schema = TaskSchema.load(ROOT / "tasks" / "sp_calc")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(tmp)
+        t0 = time.perf_counter()
+        for start in range(0, args.n, args.batch):
+            names = [f"conf_{i:06d}.cfg" for i in range(start, min(args.n, start + args.batch))]
+            store.transact(lambda root, names=names: create_runs(
+                root, schema, {"cfg_fname": names}, {"calculator": {"calculator": "emt"}}, run_name="bench"))
+        create_s = time.perf_counter() - t0
+
+        def finish(root, lo: int, hi: int) -> None:
+            runs = root.task_types["sp_calc"].runs
+            for i in range(lo, hi):
+                run = runs[i]
+                run.set_state("SUBMITTED", executor="local", executor_id=str(i))
+                run.set_state("RUNNING", host="node1")
+                if i % 10:
+                    run.push("energy", -3.5 - i * 1e-6)
+                    run.push("max_force", 0.1)
+                    run.set_state("FINISHED", exit_code=0)
+                else:
+                    run.set_state("FAILED", "exit code 1", exit_code=1)
+
+        t1 = time.perf_counter()
+        quarter = args.n // 4
+        for lo in range(1, quarter + 1, args.batch):
+            store.transact(finish, lo, min(quarter + 1, lo + args.batch))
+        update_s = time.perf_counter() - t1
+        store.close()
+        size = os.path.getsize(WorkflowPaths(tmp).db_file)
+
+        # cold: a fresh process-level open, as `autopot runs` does
+        store = open_store(tmp, read_only=True)
+        task_type = store.root.task_types["sp_calc"]
+        t2 = time.perf_counter()
+        n_finished = query.count(task_type, "state = FINISHED")
+        first_page = query.select(task_type, "state = FINISHED", limit=50)
+        query_s = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        n_low = query.count(task_type, "state = FINISHED, energy < -3.501")
+        scan_s = time.perf_counter() - t3
+        store.close()
+    figures = {
+        "create_1e5_s": round(create_s * 100_000 / args.n, 2),
+        "query_s": round(query_s, 4),
+        "bytes_per_run": round(size / args.n, 1),
+        "n": args.n,
+        "state_updates_per_s": round(4 * quarter / update_s),
+        "filtered_query_s": round(scan_s, 3),
+    }
+    print(f"created {args.n} runs in {create_s:.1f} s; {n_finished} FINISHED found by the index in "
+          f"{query_s * 1000:.1f} ms (first page {len(first_page)}); quantity filter over them "
+          f"({n_low} matches) {scan_s:.2f} s; {size / args.n:.0f} bytes/run")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
