@@ -101,8 +101,9 @@ def create_runs(
     task_type = register_task_type(root, schema)
     provenance = _provenance(root, run_name)
     out: list[tuple[Run, bool]] = []
+    file_params = schema.file_params()
     for params in jobs:
-        identity = canonical_hash(params, schema.source_hash)
+        identity = canonical_hash({**params, "__files__": _file_digests(params, file_params)}, schema.source_hash)
         job, _ = task_type.add_job(params, identity, schema.source_hash)
         if reuse:
             live = [
@@ -114,4 +115,19 @@ def create_runs(
                 out.append((live[-1], False))
                 continue
         out.append((task_type.add_run(job, run_params, run_name, provenance), True))
+    return out
+
+
+def _file_digests(params: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """sha256 of the existing input files a job names: same path, new content → new job."""
+    from pathlib import Path
+
+    from autopot.store.files import sha256_file
+
+    out: dict[str, Any] = {}
+    for name in names:
+        value = params.get(name)
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, str) and path and Path(path).is_file():
+                out[path] = sha256_file(path)
     return out

@@ -53,23 +53,24 @@ class Param:
     def required(self) -> bool:
         return self.default is _MISSING
 
-    def check(self, value: Any, *, where: str) -> Any:
+    def check(self, value: Any, *, where: str, section: str = "") -> Any:
         """Return ``value`` converted to the canonical Python type, or raise."""
         expected = TYPES[self.type]
+        name = f"{section}.{self.name}" if section else self.name
         if value is None and not self.required and self.default is None:
             return None
         if self.type == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if self.type in ("int", "float") and isinstance(value, bool):
-            raise SchemaError(f"expected {self.type}, got bool {value!r}", file=where, field=self.name)
+            raise SchemaError(f"expected {self.type}, got bool {value!r}", file=where, field=name)
         if not isinstance(value, expected):
             raise SchemaError(
                 f"expected {self.type}, got {type(value).__name__} {value!r}",
                 file=where,
-                field=self.name,
+                field=name,
             )
         if self.type == "float" and not math.isfinite(value):
-            raise SchemaError(f"expected a finite float, got {value!r}", file=where, field=self.name)
+            raise SchemaError(f"expected a finite float, got {value!r}", file=where, field=name)
         return value
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         file=bool(spec.get("file", False)),
     )
     if not param.required and param.default is not None:
-        param.check(param.default, where=source)
+        param.check(param.default, where=source, section=section)
     return param
 
 
@@ -197,7 +198,7 @@ class TaskSchema:
         out: dict[str, Any] = {}
         for name, param in space.items():
             if name in values:
-                out[name] = param.check(values[name], where=self.source)
+                out[name] = param.check(values[name], where=self.source, section=section)
             elif param.required:
                 raise SchemaError(
                     f"required {section} parameter of task {self.name!r} is missing",

@@ -1,0 +1,84 @@
+"""Bad input: one line naming file and field; the database is left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from autopot.errors import SchemaError, StoreError
+from autopot.store.database import WorkflowPaths, open_store
+from autopot.store.records import create_runs
+from autopot.store.schema import TaskSchema
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("bd", "needle"),
+    [
+        ("job: [unclosed\n", "bd.yaml: line 2: malformed YAML"),
+        ("job:\n  cfg_fname: complex\n", "bd.yaml: job.cfg_fname: unknown type 'complex'"),
+        ("job:\n  n: {type: int, default: 1.5}\n", "bd.yaml: job.n: expected int, got float 1.5"),
+        ("job:\n  a: str\nrun:\n  a: str\n", "declared in both job and run spaces"),
+        ("job:\n  a: str\nfiles: [run.sh, missing.py]\n", "missing.py: files: template file listed in bd.yaml is missing"),
+    ],
+    ids=["malformed", "unknown-type", "bad-default", "clash", "missing-file"],
+)
+def test_bad_bd_yaml(template: Path, bd: str, needle: str) -> None:
+    (template / "bd.yaml").write_text(bd)
+    with pytest.raises(SchemaError) as err:
+        TaskSchema.load(template)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_values_leave_database_unchanged(tmp_path: Path, template: Path) -> None:
+    schema = TaskSchema.load(template)
+    wf = tmp_path / "wf"
+    with open_store(wf) as store:
+        store.transact(lambda root: create_runs(root, schema, {"cfg_fname": "a.cfg"}))
+    before = sha(WorkflowPaths(wf).db_file)
+    cases = [
+        ({"cfg_fname": 3}, "job.cfg_fname: expected str, got int 3"),
+        ({"cfg_fname": "a.cfg", "temperature": 3}, "job.temperature: unknown job parameter"),
+        ({}, "job.cfg_fname: required job parameter"),
+        ({"cfg_fname": ["b.cfg", 7]}, "expected str, got int 7"),
+    ]
+    with open_store(wf) as store:
+        for values, needle in cases:
+            with pytest.raises(SchemaError) as err:
+                store.transact(lambda root, values=values: create_runs(root, schema, values))
+            assert needle in str(err.value), str(err.value)
+            assert str(schema.source) in str(err.value)
+        with pytest.raises(SchemaError, match="run.calculator: expected dict"):
+            store.transact(lambda root: create_runs(root, schema, {"cfg_fname": "z.cfg"}, {"calculator": "emt"}))
+        assert len(store.root.task_types["sp_calc"].runs) == 1
+    assert sha(WorkflowPaths(wf).db_file) == before
+
+
+def test_locked_database(tmp_path: Path) -> None:
+    wf = tmp_path / "wf"
+    with open_store(wf):
+        with pytest.raises(StoreError, match="locked by another process") as err:
+            open_store(wf)
+        assert str(WorkflowPaths(wf).db_file) in str(err.value)
+
+
+def test_corrupted_database_is_refused_and_untouched(tmp_path: Path, template: Path) -> None:
+    wf = tmp_path / "wf"
+    db_file = WorkflowPaths(wf).db_file
+    db_file.parent.mkdir(parents=True)
+    db_file.write_bytes(b"this is not a FileStorage" * 10)
+    before = sha(db_file)
+    with pytest.raises(StoreError, match="cannot open database") as err:
+        open_store(wf)
+    assert str(db_file) in str(err.value) and "\n" not in str(err.value)
+    assert sha(db_file) == before
+
+
+def test_dead_server_address(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no database server is listening"):
+        open_store(tmp_path, address=str(tmp_path / "nothing.sock"))

@@ -1,0 +1,117 @@
+"""The store: identity, dedupe, states and indexes, queries, concurrency through ZEO."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autopot.errors import QueryError, StoreError
+from autopot.store import query
+from autopot.store.database import Store, WorkflowPaths, open_store
+from autopot.store.records import create_runs, get_run
+from autopot.store.schema import TaskSchema
+
+
+def make(store: Store, schema: TaskSchema, **job) -> list[tuple[str, bool]]:
+    return store.transact(lambda root: [(r.label, c) for r, c in create_runs(root, schema, job, run_name="x")])
+
+
+def test_same_job_twice_returns_existing_and_lists_expand(tmp_path: Path, template: Path) -> None:
+    schema = TaskSchema.load(template)
+    with open_store(tmp_path / "wf") as store:
+        assert make(store, schema, cfg_fname=["a.cfg", "b.cfg"]) == [("sp_calc.1", True), ("sp_calc.2", True)]
+        assert make(store, schema, cfg_fname=["b.cfg", "c.cfg"]) == [("sp_calc.2", False), ("sp_calc.3", True)]
+        task_type = store.root.task_types["sp_calc"]
+        assert len(task_type.jobs) == 3 and len(task_type.runs) == 3
+
+
+def test_changed_doit_makes_a_new_identity(tmp_path: Path, template: Path) -> None:
+    with open_store(tmp_path / "wf") as store:
+        first = make(store, TaskSchema.load(template), cfg_fname="a.cfg")
+        (template / "doIt.py").write_text((template / "doIt.py").read_text() + "\n# changed\n")
+        second = make(store, TaskSchema.load(template), cfg_fname="a.cfg")
+        assert first == [("sp_calc.1", True)] and second == [("sp_calc.2", True)]
+        jobs = store.root.task_types["sp_calc"].jobs
+        assert jobs[1].source_hash != jobs[2].source_hash
+
+
+def test_states_indexes_quantities_and_queries(tmp_path: Path, template: Path) -> None:
+    schema = TaskSchema.load(template)
+    with open_store(tmp_path / "wf") as store:
+        make(store, schema, cfg_fname=[f"{i}.cfg" for i in range(10)])
+
+        def advance(root) -> None:
+            for i in range(1, 11):
+                run = get_run(root, f"sp_calc.{i}")
+                run.set_state("SUBMITTED", executor_id=str(100 + i))
+                run.set_state("RUNNING")
+                run.push("energy", -float(i))
+                run.push("forces", np.full((2, 3), float(i)))
+                run.set_state("FINISHED" if i % 3 else "FAILED", "" if i % 3 else "exit code 1", exit_code=0 if i % 3 else 1)
+
+        store.transact(advance)
+        tt = store.root.task_types["sp_calc"]
+        assert query.count(tt, "state = FINISHED") == 7
+        assert [r.id for r in query.select(tt, "state = FAILED")] == [3, 6, 9]
+        assert [r.id for r in query.select(tt, "state = FINISHED, energy < -7")] == [8, 10]
+        assert [r.id for r in query.select(tt, "cfg_fname = 1.cfg|2.cfg")] == [2, 3]
+        assert [r.id for r in query.select(tt, "id >= 9, run_name = x")] == [9, 10]
+        assert query.count(tt, "state = FINISHED|FAILED, exit_code != 0") == 3
+        assert get_run(store.root, "sp_calc.4").quantities["forces"].shape == (2, 3)
+        with pytest.raises(StoreError, match="illegal transition FINISHED -> RUNNING"):
+            store.transact(lambda root: get_run(root, "sp_calc.1").set_state("RUNNING"))
+        assert get_run(store.root, "sp_calc.1").state == "FINISHED"
+        with pytest.raises(QueryError, match="where"):
+            query.parse("state FINISHED")
+
+
+def _push_worker(directory: str, labels: list[str], n: int) -> None:
+    store = open_store(directory)
+    for label in labels:
+        store.transact(lambda root, label=label: get_run(root, label).set_state("RUNNING", host=str(os.getpid())))
+        for k in range(n):
+            store.transact(lambda root, label=label, k=k: get_run(root, label).push("step", k, step=k))
+        store.transact(lambda root, label=label: get_run(root, label).set_state("FINISHED"))
+    store.close()
+
+
+def test_concurrent_processes_through_zeo_lose_nothing(zeo_server: Path, template: Path) -> None:
+    paths = WorkflowPaths(zeo_server)
+    assert stat.S_IMODE(os.stat(paths.socket).st_mode) == 0o600
+    schema = TaskSchema.load(template)
+    store = open_store(zeo_server)
+    assert store.zeo
+    labels = [label for label, _ in make(store, schema, cfg_fname=[f"{i}.cfg" for i in range(16)])]
+    store.transact(lambda root: [get_run(root, lab).set_state("SUBMITTED") for lab in labels])
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_push_worker, args=(str(zeo_server), labels[i::4], 15)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    store.sync()
+    tt = store.root.task_types["sp_calc"]
+    assert query.count(tt, "state = FINISHED") == 16
+    assert query.count(tt, "state = RUNNING") == query.count(tt, "state = SUBMITTED") == 0
+    for label in labels:
+        run = get_run(store.root, label)
+        assert [k for k, _ in run.quantities["step"]] == list(range(15))
+        assert [h[1] for h in run.history] == ["CREATED", "SUBMITTED", "RUNNING", "FINISHED"]
+    store.close()
+
+
+def test_input_file_content_is_part_of_identity(tmp_path: Path, template: Path) -> None:
+    schema = TaskSchema.load(template)
+    cfg = tmp_path / "one.cfg"
+    cfg.write_text("first")
+    with open_store(tmp_path / "wf") as store:
+        assert make(store, schema, cfg_fname=str(cfg)) == [("sp_calc.1", True)]
+        assert make(store, schema, cfg_fname=str(cfg)) == [("sp_calc.1", False)]
+        cfg.write_text("second")
+        assert make(store, schema, cfg_fname=str(cfg)) == [("sp_calc.2", True)]
