@@ -42,6 +42,15 @@ class MTPArrays:
     mapping: np.ndarray
     amc: int
 
+    @property
+    def times_list(self) -> list[tuple[int, int, int, int]]:
+        """``times`` as Python ints: indexing with them is much cheaper in the loops."""
+        cached = self.__dict__.get("_times_list")
+        if cached is None:
+            cached = [tuple(int(x) for x in row) for row in self.times]
+            self.__dict__["_times_list"] = cached
+        return cached
+
     @classmethod
     def from_mtp(cls, data, species: Sequence[int]) -> MTPArrays:
         return cls(
@@ -199,17 +208,32 @@ def energy_jacobian(arr: MTPArrays, images: Sequence, *, per_atom: bool = False)
     mu_of = arr.basic[:, 0]
     m = np.zeros((arr.amc, ntot))
     m[:nb] = _atom_sum(f[mu_of] * ang, starts, nonempty, ntot)
-    for i1, i2, mult, i3 in arr.times:
-        m[i3] += mult * m[i1] * m[i2]
+    buf = np.empty(ntot)
+    for i1, i2, mult, i3 in arr.times_list:
+        np.multiply(m[i1], m[i2], out=buf)
+        if mult != 1:
+            buf *= mult
+        m[i3] += buf
     bvals = m[arr.mapping]  # (nscalar, ntot)
     e_atom = arr.species_coeffs[types] + arr.moment_coeffs @ bvals
     # adjoint of the contraction graph: adj = dE_i/dm
     adj = np.zeros_like(m)
     np.add.at(adj, arr.mapping, np.broadcast_to(arr.moment_coeffs[:, None], bvals.shape))
-    for i1, i2, mult, i3 in arr.times[::-1]:
+    for i1, i2, mult, i3 in reversed(arr.times_list):
         a3 = adj[i3]
-        adj[i1] += mult * a3 * m[i2]
-        adj[i2] += mult * a3 * m[i1]
+        if i1 == i2:
+            np.multiply(a3, m[i1], out=buf)
+            buf *= 2 * mult
+            adj[i1] += buf
+            continue
+        np.multiply(a3, m[i2], out=buf)
+        if mult != 1:
+            buf *= mult
+        adj[i1] += buf
+        np.multiply(a3, m[i1], out=buf)
+        if mult != 1:
+            buf *= mult
+        adj[i2] += buf
     w = np.repeat(adj[:nb], counts, axis=1)  # adjoint at the central atom of each pair
     w *= ang
     ind = np.zeros((rfc, nb))
@@ -261,10 +285,12 @@ def batches(images: Sequence, arr: MTPArrays) -> list[tuple[int, int]]:
     """Split ``images`` into index ranges of about PAIRS_PER_BATCH neighbour pairs."""
     # rough pair estimate: atoms x neighbours in a sphere of the cutoff at metal density
     per_atom = max(8.0, 4.19 * arr.rmax**3 * 0.085)
+    # many contraction entries (level >= 18): bigger batches amortise the Python loop
+    target = PAIRS_PER_BATCH * min(8.0, max(1.0, len(arr.times) / 1000.0))
     out, start, acc = [], 0, 0.0
     for k, a in enumerate(images):
         acc += len(a) * per_atom
-        if acc >= PAIRS_PER_BATCH:
+        if acc >= target:
             out.append((start, k + 1))
             start, acc = k + 1, 0.0
     if start < len(images):
