@@ -52,7 +52,9 @@ class WorkflowRun(Persistent):
 
 
 class Job(Persistent):
-    """One point of a task type's job space. Immutable once created."""
+    """One point of a task type's job space. Its parameters never change once created."""
+
+    run_ids: tuple[int, ...] = ()
 
     def __init__(self, task: str, job_id: int, params: dict[str, Any], identity: str, source_hash: str):
         self.task = task
@@ -224,7 +226,6 @@ class TaskType(Persistent):
         self.runs = IOBTree()
         self.by_state = OOBTree()
         self.by_run_name = OOBTree()
-        self.by_job = IOBTree()
         self.next_job_id = 1
         self.next_run_id = 1
 
@@ -254,14 +255,12 @@ class TaskType(Persistent):
         if run_name not in self.by_run_name:
             self.by_run_name[run_name] = IITreeSet()
         self.by_run_name[run_name].insert(run.id)
-        if job.id not in self.by_job:
-            self.by_job[job.id] = IITreeSet()
-        self.by_job[job.id].insert(run.id)
+        job.run_ids = (*job.run_ids, run.id)  # on the job: no extra persistent object per run
         return run
 
     def runs_of_job(self, job_id: int, run_name: str | None = None) -> list[Run]:
         """Runs of one job, optionally only those of one workflow run."""
-        runs = [self.runs[i] for i in self.by_job.get(job_id, ())]
+        runs = [self.runs[i] for i in self.jobs[job_id].run_ids]
         return [r for r in runs if run_name is None or r.run_name == run_name]
 
 
