@@ -55,6 +55,16 @@ class MaxVol:
         Exactly MLIP-2's ``MaxVol::MaximizeVol``: the first maximal |c| in row-major order
         is swapped in, the row it replaces goes back to the pool (it may return later).
         """
+        rows = np.asarray(rows, dtype=float)
+        owners = np.asarray(owners, dtype=np.int64)
+        if len(rows) > 1:
+            # Bitwise-identical rows (copies of a configuration, symmetric atoms) can never
+            # both be in A; keeping only the first stops rounding from breaking their tie
+            # in favour of a later copy, which would credit two owners for one row.
+            _, first = np.unique(rows, axis=0, return_index=True)
+            if len(first) < len(rows):
+                keep = np.sort(first)
+                rows, owners = rows[keep], owners[keep]
         b = np.array(rows, dtype=float, copy=True)
         own = np.array(owners, dtype=np.int64, copy=True)
         c = b @ self.ainv
