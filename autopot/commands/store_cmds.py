@@ -91,10 +91,13 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
 
     table = Table(title=f"{task}: {len(rows)} runs")
     for c in cols:
-        table.add_column(c, overflow="fold")
+        table.add_column(c, overflow="fold", no_wrap=c in ("id", "state"))
     for r in rows:
         table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
-    Console(width=max(120, Console().width)).print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: do not squeeze into 80 columns
+        console = Console(width=max(200, console.width))
+    console.print(table)
 
 
 @click.command()
