@@ -350,7 +350,16 @@ class SlurmExecutor(Executor):
             if base is None:
                 base = await self._sacct_by_name(intent.get("job_name", ""))
             if base is None:
-                _close_intents([spec])  # sbatch never queued it: submit afresh
+                _close_intents([spec])
+                ended = _read_exit(spec.run_dir) if _exit_after(spec.run_dir, intent) else None
+                if ended is None:
+                    continue  # sbatch never queued it (or nothing ran): submit afresh
+                # it ran and ended while nobody watched, and SLURM forgot it: never rerun
+                jid = str(intent.get("job_id") or "")
+                outcome = Outcome(spec.label, "FINISHED" if ended == 0 else "FAILED", exit_code=ended,
+                                  cause="" if ended == 0 else f"exit code {ended} (from {EXIT_FILE})", executor_id=jid)
+                asyncio.get_running_loop().call_soon(lambda o=outcome: asyncio.ensure_future(self._emit(o)))
+                adopted[spec.label] = jid
                 continue
             index = intent.get("index")
             jid = f"{base}_{index}" if index is not None else base
@@ -641,6 +650,14 @@ def _read_exit(run_dir: Path) -> int | None:
         return int((run_dir / EXIT_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def _exit_after(run_dir: Path, intent: dict[str, Any]) -> bool:
+    """An exit file written after the intent: the job of that intent ran to its end."""
+    try:
+        return (run_dir / EXIT_FILE).stat().st_mtime >= float(intent.get("time") or 0)
+    except OSError:
+        return False
 
 
 def _blamed_option(message: str) -> str:
