@@ -16,23 +16,10 @@ MOTOKO = "motoko.yaml"
 
 def workflow_dir_from_motoko(motoko: Path) -> Path:
     """``directory:`` of a motoko.yaml (relative to it), default ``autopot-workflow``."""
-    import yaml
-
     from autopot.errors import WorkflowError
+    from autopot.yamlfile import read_yaml_mapping
 
-    try:
-        data = yaml.safe_load(motoko.read_text()) or {}
-    except OSError as exc:
-        raise WorkflowError(f"cannot read: {exc.strerror}", file=motoko) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise WorkflowError(
-            f"malformed YAML: {getattr(exc, 'problem', exc)}",
-            file=motoko,
-            field=f"line {mark.line + 1}" if mark else None,
-        ) from None
-    if not isinstance(data, dict):
-        raise WorkflowError("expected a mapping at top level", file=motoko)
+    data = read_yaml_mapping(motoko, WorkflowError)
     directory = data.get("directory", DEFAULT_DIRNAME)
     if not isinstance(directory, str) or not directory:
         raise WorkflowError("expected a directory path", file=motoko, field="directory")

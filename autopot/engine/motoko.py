@@ -51,24 +51,14 @@ class MotokoConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> MotokoConfig:
-        import yaml
+        from autopot.yamlfile import read_yaml_mapping
 
         path = Path(path).resolve()
         if path.is_dir():
             path = path / "motoko.yaml"
         if not path.is_file():
             raise WorkflowError("motoko.yaml not found", file=path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise WorkflowError(
-                f"malformed YAML: {getattr(exc, 'problem', exc)}",
-                file=path,
-                field=f"line {mark.line + 1}" if mark else None,
-            ) from None
-        if not isinstance(data, dict):
-            raise WorkflowError("expected a mapping at top level", file=path)
+        data = read_yaml_mapping(path, WorkflowError)
         unknown = set(data) - {"directory", "executor", "task_managers", "orchestrator"}
         if unknown:
             raise WorkflowError(f"unknown key(s) {sorted(unknown)}", file=path, field=sorted(unknown)[0])

@@ -132,7 +132,7 @@ class TaskSchema:
     @classmethod
     def load(cls, template_dir: str | Path) -> TaskSchema:
         """Read ``template_dir/bd.yaml`` and hash the template's source files."""
-        import yaml
+        from autopot.yamlfile import read_yaml_mapping
 
         template_dir = Path(template_dir).resolve()
         bd = template_dir / "bd.yaml"
@@ -140,15 +140,7 @@ class TaskSchema:
             raise SchemaError("task template directory not found", file=template_dir)
         if not bd.is_file():
             raise SchemaError("missing bd.yaml in task template", file=bd)
-        try:
-            data = yaml.safe_load(bd.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f"line {mark.line + 1}" if mark else None
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise SchemaError(f"malformed YAML: {problem}", file=bd, field=line) from None
-        if not isinstance(data, dict):
-            raise SchemaError("expected a mapping at top level", file=bd)
+        data = read_yaml_mapping(bd, SchemaError)
         allowed = {"task", "study", "description", "job", "run", "files", "exec_file"}
         unknown = set(data) - allowed
         if unknown:

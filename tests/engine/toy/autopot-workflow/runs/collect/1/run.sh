@@ -1,2 +1,0 @@
-#!/bin/sh
-exec "${AUTOPOT_PYTHON:-python3}" doIt.py
