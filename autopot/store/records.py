@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import platform
+from pathlib import Path
 from typing import Any
 
 from autopot.errors import StoreError
@@ -43,7 +44,7 @@ def _provenance(root: Root, run_name: str) -> Provenance:
 
     key = (id(root._p_jar), run_name)
     prov = _provenance_cache.get(key)
-    if prov is None or prov._p_jar is None:
+    if prov is None or prov._p_jar is not root._p_jar:  # aborted, or another connection
         prov = Provenance({**package_versions(), "created_on": socket.gethostname(), "run_name": run_name})
         _provenance_cache[key] = prov
     return prov
@@ -89,12 +90,18 @@ def create_runs(
     *,
     run_name: str = "default",
     reuse: bool = True,
+    base_dir: str | Path | None = None,
 ) -> list[tuple[Run, bool]]:
     """Create one run per expanded job; returns ``[(run, created), ...]``.
 
     Identical jobs are never duplicated. With ``reuse`` (resume semantics), a job that
     already has a run in the same workflow run that is not FAILED/CANCELLED returns
     that run instead of a new one, so restarting an orchestrator repeats no work.
+
+    A job's identity also covers the *content* of the existing files its ``file: true``
+    parameters name (sha256), so re-using a path with new content makes a new job. Paths
+    are stored as given; relative ones are read relative to ``base_dir`` (default: the
+    current directory).
     """
     jobs = schema.expand_jobs(job_values)  # validates every point first
     run_params = schema.validate_run(run_values or {})
@@ -103,7 +110,7 @@ def create_runs(
     out: list[tuple[Run, bool]] = []
     file_params = schema.file_params()
     for params in jobs:
-        identity = canonical_hash({**params, "__files__": _file_digests(params, file_params)}, schema.source_hash)
+        identity = canonical_hash({**params, "__files__": _file_digests(params, file_params, base_dir)}, schema.source_hash)
         job, _ = task_type.add_job(params, identity, schema.source_hash)
         if reuse:
             live = [
@@ -118,16 +125,22 @@ def create_runs(
     return out
 
 
-def _file_digests(params: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    """sha256 of the existing input files a job names: same path, new content → new job."""
-    from pathlib import Path
+def _file_digests(params: dict[str, Any], names: list[str], base_dir: str | Path | None = None) -> dict[str, Any]:
+    """sha256 of the existing input files a job names: same path, new content → new job.
 
+    Keyed by the path as given (what the job stores); a path that does not exist (yet)
+    contributes nothing, so the identity is then the parameters alone.
+    """
     from autopot.store.files import sha256_file
 
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
     out: dict[str, Any] = {}
     for name in names:
         value = params.get(name)
         for path in value if isinstance(value, list) else [value]:
-            if isinstance(path, str) and path and Path(path).is_file():
-                out[path] = sha256_file(path)
+            if not isinstance(path, str) or not path:
+                continue
+            full = base / Path(path).expanduser()  # an absolute path ignores base
+            if full.is_file():
+                out[path] = sha256_file(full)
     return out

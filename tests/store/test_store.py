@@ -115,3 +115,20 @@ def test_input_file_content_is_part_of_identity(tmp_path: Path, template: Path) 
         assert make(store, schema, cfg_fname=str(cfg)) == [("sp_calc.1", False)]
         cfg.write_text("second")
         assert make(store, schema, cfg_fname=str(cfg)) == [("sp_calc.2", True)]
+
+
+def test_relative_input_paths_are_read_from_base_dir(tmp_path: Path, template: Path) -> None:
+    schema = TaskSchema.load(template)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "c.cfg").write_text("first")
+    with open_store(tmp_path / "wf") as store:
+
+        def create(root):
+            return [(r.label, c) for r, c in create_runs(root, schema, {"cfg_fname": "c.cfg"}, base_dir=tmp_path / "in")]
+
+        assert store.transact(create) == [("sp_calc.1", True)]
+        assert store.transact(create) == [("sp_calc.1", False)]
+        (tmp_path / "in" / "c.cfg").write_text("second")
+        assert store.transact(create) == [("sp_calc.2", True)]
+        job = store.root.task_types["sp_calc"].jobs[2]
+        assert job.params["cfg_fname"] == "c.cfg"  # stored as given
