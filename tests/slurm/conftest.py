@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,3 +108,66 @@ def make_runs(base: Path, task: str, scripts: list[str], slurm_options: dict | N
 def squeue_ids() -> set[str]:
     out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True).stdout
     return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+# ---------------------------------------------------------------------- TIMEOUT in background
+# SLURM time limits are whole minutes, so a TIMEOUT takes about 61 s here. The scenario
+# starts with the first SLURM test, in its own thread and event loop, and the test that
+# checks it (test_timeout.py) joins it, so the other tests run meanwhile.
+TIMEOUT_TEST = "test_timeout_is_failed_and_resubmitted_once"
+FIRST_ATTEMPT_HANGS = (
+    'n=$(cat attempts 2>/dev/null || echo 0); echo $((n + 1)) > attempts\n'
+    'if [ "$n" = 0 ]; then exec sleep 600; fi\n'
+    'echo "attempt $((n + 1)) done"'
+)
+
+
+class TimeoutScenario(threading.Thread):
+    def __init__(self, base: Path):
+        super().__init__(daemon=True, name="slurm timeout scenario")
+        self.base = base
+        self.harness: Harness | None = None
+        self.spec: RunSpec | None = None
+        self.ids: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self.scenario())
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the test
+            self.error = exc
+
+    async def scenario(self) -> None:
+        h = self.harness = Harness(retries=1, poll_interval=0.5, max_poll_interval=2.0)
+        (spec,) = make_runs(self.base, "train", [FIRST_ATTEMPT_HANGS], {"time": "1"})
+        self.spec = spec
+        self.ids += await h.executor.submit([spec])
+        await h.wait_final([spec.label], timeout=200)
+        first = h.final(spec.label)
+        if first is not None and first.retry:  # what the engine does within the task's budget
+            spec.attempt += 1
+            self.ids += await h.executor.submit([spec])
+            await h.wait_final([spec.label], timeout=60, count=2)
+        await h.executor.close()
+
+    def stop(self) -> None:
+        if self.is_alive() and self.ids:
+            subprocess.run(["scancel", *self.ids], capture_output=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def timeout_scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Started at the first test of this directory when the TIMEOUT test is selected."""
+    wanted = any(item.name == TIMEOUT_TEST for item in request.session.items)
+    if not wanted or not any("slurm" in item.keywords for item in request.session.items):
+        yield None
+        return
+    try:
+        request.getfixturevalue("slurm")
+    except pytest.skip.Exception:
+        yield None
+        return
+    scenario = TimeoutScenario(tmp_path_factory.mktemp("timeout"))
+    scenario.start()
+    yield scenario
+    scenario.stop()
