@@ -1,9 +1,15 @@
 """Candidate configurations: supercells, random strains, perturbations, random alloys.
 
 All functions are deterministic under a ``numpy.random.Generator``, so a restarted
-workflow regenerates identical candidates (and identical jobs). Built on ase directly:
-mlippykit's samplers write files and pull in atomman/pandas at import, which would make
-every task process start slowly for a few lines of numpy.
+workflow regenerates identical candidates (and identical jobs). Inputs are never modified.
+
+mlippykit (read in site-packages, 0.0.2) is used where it fits: ``modifiers.make_random``
+assigns species for a composition (largest-remainder rounding, random arrangement). Its
+other helpers do not fit: ``perturb_atoms`` is a Gaussian rattle (no bounded 0.02-0.05 Å
+amplitude), ``apply_strain`` takes given strains rather than drawing them, and
+``create_valid_comps`` draws Dirichlet compositions through scipy.stats, which numpy's
+Generator does identically without the import. It is imported inside functions only so
+that ``import autopot.sampling`` stays at the cost of numpy.
 """
 
 from __future__ import annotations
@@ -55,25 +61,29 @@ def perturbed(atoms: Any, amplitude: tuple[float, float] | float = (0.02, 0.05),
 def random_alloys(base_atoms: Any, species: Sequence[str] = ("Cu", "Au"), n: int = 10,
                   rng: np.random.Generator | None = None, alpha: float = 1.0) -> list[Any]:
     """``n`` random substitutional alloys of ``base_atoms`` with Dirichlet(``alpha``)
-    compositions (so compositions cover the whole simplex, not just its centre); the
-    cell is scaled by Vegard's law between the elements' reference lattice constants."""
+    compositions (alpha=1 covers the whole simplex uniformly, not just its centre); the
+    cell is scaled by Vegard's law between the elements' reference lattice constants
+    when ase knows them, so that pure-Au cells are not compressed Cu cells."""
     from ase.data import atomic_numbers, reference_states
+    from mlippykit.modifiers import make_random
 
+    if len(species) < 1 or alpha <= 0:
+        raise ValueError("random_alloys needs at least one species and alpha > 0")
     rng = rng or np.random.default_rng()
     natoms = len(base_atoms)
-    a_ref = [reference_states[atomic_numbers[s]].get("a") or 0.0 for s in species]
-    a_base = reference_states[atomic_numbers[base_atoms[0].symbol]].get("a") or 1.0
+
+    def lattice(symbol: str) -> float:
+        return float((reference_states[atomic_numbers[symbol]] or {}).get("a") or 0.0)
+
+    a_ref = [lattice(s) for s in species]
+    a_base = lattice(base_atoms[0].symbol) if natoms else 0.0
     out = []
     for _ in range(n):
         frac = rng.dirichlet([alpha] * len(species))
-        counts = np.floor(frac * natoms).astype(int)
-        counts[np.argmax(frac - counts / natoms)] += natoms - counts.sum()
-        symbols = np.repeat(np.array(species), counts)
-        rng.shuffle(symbols)
         copy = base_atoms.copy()
-        copy.set_chemical_symbols(list(symbols))
-        if all(a_ref):
-            scale = float(np.dot(counts / natoms, a_ref)) / a_base
+        actual = make_random([copy], list(species), list(frac), rng=rng)
+        if all(a_ref) and a_base:
+            scale = float(np.dot(actual, a_ref)) / a_base
             copy.set_cell(base_atoms.cell.array * scale, scale_atoms=True)
         out.append(copy)
     return out
@@ -82,11 +92,19 @@ def random_alloys(base_atoms: Any, species: Sequence[str] = ("Cu", "Au"), n: int
 def candidate_set(symbol: str = "Cu", crystal: str = "fcc", a: float | None = None,
                   sizes: Sequence[tuple[int, int, int]] = ((1, 1, 1), (2, 2, 2), (2, 2, 3)),
                   n_per_size: int = 50, max_strain: float = 0.02,
-                  amplitude: tuple[float, float] = (0.02, 0.05), seed: int = 0) -> list[Any]:
-    """Strained then perturbed supercells of several sizes (the Cu demo's candidates)."""
+                  amplitude: tuple[float, float] = (0.02, 0.05), seed: int = 0,
+                  species: Sequence[str] | None = None, alpha: float = 1.0) -> list[Any]:
+    """``n_per_size`` candidates per supercell size: (random alloy if ``species``, then)
+    random strain, then random displacements -- the Cu demo's candidates by default.
+
+    One Generator seeded by ``seed`` drives everything, so the same arguments always give
+    the same list (and so the same content-hashed jobs on a restart).
+    """
     rng = np.random.default_rng(seed)
     out = []
     for base in bulk_supercells(symbol, crystal, a, sizes):
-        for atoms in strained(base, max_strain, n_per_size, rng):
+        starts = random_alloys(base, species, n_per_size, rng, alpha) if species else [base] * n_per_size
+        for start in starts:
+            (atoms,) = strained(start, max_strain, 1, rng)
             out.extend(perturbed(atoms, amplitude, 1, rng))
     return out
