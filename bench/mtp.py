@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -68,16 +69,26 @@ def peak_mb() -> float:
     return max(own, kids) / 1024.0
 
 
-def grade_speed(level: int, train: list, cands: list, work: Path) -> tuple[float, float]:
-    """ms per candidate (active set from the saved .als) and max grade."""
+def cpu_seconds() -> float:
+    """User+system CPU of this process and its finished children (grading workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def grade_speed(level: int, train: list, cands: list, work: Path) -> tuple[float, float, float]:
+    """Wall ms and CPU ms per candidate (active set from the saved .als), max grade.
+
+    CPU time is reported too because the wall figure depends on what else runs on the
+    machine; on an idle 2-core machine wall ~ CPU / 2."""
     backend = get_backend("motep")
     generate_untrained_mtp(level, 1, cutoff=5.0, min_dist=2.0, path=work / f"{level}.mtp")
     res = backend.train(work / f"{level}.mtp", train, work / f"{level}_fit.mtp",
                         atom_types=TYPES, max_iter=0)  # LLS only + active set
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     grades = backend.calc_grade(res.potential, train, cands, TYPES)
-    dt = time.perf_counter() - t0
-    return 1000.0 * dt / len(cands), float(grades.max())
+    dt, dc = time.perf_counter() - t0, cpu_seconds() - c0
+    return 1000.0 * dt / len(cands), 1000.0 * dc / len(cands), float(grades.max())
 
 
 def main() -> None:
@@ -109,18 +120,23 @@ def main() -> None:
               f" meV/atom, held-out {e_rmse} meV/atom, forces {f_rmse} meV/A", flush=True)
 
     cands = candidates(n_cand, seed=3)
-    ms08, g08 = grade_speed(8, train, cands, work)
-    print(f"grade: level 08, {n_cand} x 54 atoms: {ms08:.3f} ms/config (max grade {g08:.3g})",
-          flush=True)
-    ms16, g16 = grade_speed(16, train, cands, work)
-    print(f"grade: level 16, {n_cand} x 54 atoms: {ms16:.3f} ms/config (max grade {g16:.3g})",
-          flush=True)
+    load = os.getloadavg()[0]
+    ms08, cpu08, g08 = grade_speed(8, train, cands, work)
+    print(f"grade: level 08, {n_cand} x 54 atoms: {ms08:.3f} ms/config wall, {cpu08:.3f} ms CPU"
+          f" (max grade {g08:.3g})", flush=True)
+    ms16, cpu16, g16 = grade_speed(16, train, cands, work)
+    print(f"grade: level 16, {n_cand} x 54 atoms: {ms16:.3f} ms/config wall, {cpu16:.3f} ms CPU"
+          f" (max grade {g16:.3g}); load average before grading {load:.2f}", flush=True)
     print(json.dumps({
         "train_s": train_s,
         "energy_rmse_mev_atom": e_rmse,
         "force_rmse_mev_a": f_rmse,
         "grade_ms_per_config": round(ms16, 3),
         "grade_ms_per_config_level08": round(ms08, 3),
+        "grade_cpu_ms_per_config": round(cpu16, 3),
+        "grade_cpu_ms_per_config_level08": round(cpu08, 3),
+        "cores": os.cpu_count(),
+        "load_average": round(load, 2),
         "peak_mem_mb": round(peak_mb(), 1),
         "quick": args.quick,
         "max_iter": max_iter,
