@@ -70,7 +70,7 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
 
     with _open(workflow_dir) as store:
         task_type = get_task_type(store.root, task)
-        selected = query.select(task_type, list(where), limit=limit)
+        selected = query.select(task_type, list(where), limit=limit, strict=True)
         rows = [_row(r, fmt == "table") for r in selected]
     cols = columns.split(",") if columns else None
     if fmt == "json":

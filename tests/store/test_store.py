@@ -132,3 +132,28 @@ def test_relative_input_paths_are_read_from_base_dir(tmp_path: Path, template: P
         assert store.transact(create) == [("sp_calc.2", True)]
         job = store.root.task_types["sp_calc"].jobs[2]
         assert job.params["cfg_fname"] == "c.cfg"  # stored as given
+
+
+def test_query_values_typos_and_arrays(tmp_path: Path, template: Path) -> None:
+    schema = TaskSchema.load(template)
+    with open_store(tmp_path / "wf") as store:
+        store.transact(lambda root: create_runs(root, schema, {"cfg_fname": ["1", "2"]}, run_name="2024"))
+
+        def push(root) -> None:
+            get_run(root, "sp_calc.1").push("forces", np.zeros((2, 3)))
+            get_run(root, "sp_calc.1").push("energy", np.float64(-2.5))
+            get_run(root, "sp_calc.2").push("energy", np.array([-1.0]))
+
+        store.transact(push)
+        tt = store.root.task_types["sp_calc"]
+        assert [r.id for r in query.select(tt, "run_name = 2024")] == [1, 2]  # text, not int
+        assert [r.id for r in query.select(tt, "cfg_fname = 2")] == [2]  # text param vs number
+        assert [r.id for r in query.select(tt, "energy < -2")] == [1]  # numpy scalar, 1-element array
+        assert [r.id for r in query.select(tt, "q.energy > -2")] == [2]
+        assert query.select(tt, "nothing > 1") == []  # lenient from Python
+        with pytest.raises(QueryError, match="unknown name 'nothing'"):
+            query.select(tt, "nothing > 1", strict=True)
+        with pytest.raises(QueryError, match=r"array of shape \(2, 3\)"):
+            query.select(tt, "forces > 1")
+        with pytest.raises(QueryError, match="unknown state 'FINSHED'"):
+            query.parse("state = FINSHED")
