@@ -178,6 +178,9 @@ def compute_single_point(atoms: Any, spec: dict[str, Any], directory: Path) -> A
     except Exception as exc:  # noqa: BLE001 - the calculator's failure is the run's cause
         raise AutopotError(f"{spec.get('calculator')} calculation failed: {type(exc).__name__}: {exc}",
                            file=directory, field="calculator") from exc
+    if getattr(calc, "converged", True) is False:  # ase's Vasp: OUTCAR shows NELM reached
+        raise AutopotError("electronic self-consistency did not converge (raise NELM or fix ALGO/EDIFF);"
+                           " the result is not a reference", file=directory / "OUTCAR", field="calculator")
     results: dict[str, Any] = {"energy": energy, "forces": forces}
     if work.pbc.all():
         try:
@@ -194,6 +197,10 @@ def compute_single_point(atoms: Any, spec: dict[str, Any], directory: Path) -> A
 
 def read_vasp_result(directory: Path) -> Any:
     """Energy/forces/stress of a finished VASP run directory (vasprun.xml, else OUTCAR).
+
+    For runs where VASP was started outside ASE (e.g. by a batch script) or to re-read a
+    run directory later; :func:`compute_single_point` gets the same numbers from ASE's Vasp,
+    which reads the same vasprun.xml and resorts the same way.
 
     vasprun.xml is preferred: it is complete XML, so a truncated run fails loudly instead of
     giving the last ionic step that happened to be written. If ASE wrote the inputs (its
