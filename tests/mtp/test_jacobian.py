@@ -10,7 +10,7 @@ from autopot.mtp.jacobian import MTPArrays, energy_jacobian
 from autopot.mtp.mtpfile import read_mtp
 
 
-@pytest.mark.parametrize("level, symbols", [(6, ["Cu"]), (10, ["Cu", "Ag"])])
+@pytest.mark.parametrize("level, symbols", [(6, ["Cu"]), (10, ["Cu", "Ag"]), (16, ["Cu"])])
 def test_matches_motep(tmp_path, level, symbols):
     from motep.calculator import MTP
 
