@@ -31,7 +31,9 @@ def bulk_supercells(symbol: str = "Cu", crystal: str = "fcc", a: float | None = 
 
 def strained(atoms: Any, max_strain: float = 0.02, n: int = 10, rng: np.random.Generator | None = None) -> list[Any]:
     """``n`` copies under random symmetric strain tensors with entries in ±``max_strain``."""
-    rng = rng or np.random.default_rng()
+    rng = np.random.default_rng() if rng is None else rng
+    if max_strain < 0:
+        raise ValueError(f"max_strain must be >= 0, got {max_strain}")
     out = []
     for _ in range(n):
         e = rng.uniform(-max_strain, max_strain, (3, 3))
@@ -46,8 +48,10 @@ def perturbed(atoms: Any, amplitude: tuple[float, float] | float = (0.02, 0.05),
               rng: np.random.Generator | None = None) -> list[Any]:
     """``n`` copies with every atom displaced in a random direction by a length drawn
     uniformly from ``amplitude`` (Å)."""
-    rng = rng or np.random.default_rng()
+    rng = np.random.default_rng() if rng is None else rng
     lo, hi = (amplitude, amplitude) if isinstance(amplitude, (int, float)) else amplitude
+    if not 0 <= lo <= hi:
+        raise ValueError(f"amplitude must be 0 <= low <= high, got {amplitude}")
     out = []
     for _ in range(n):
         direction = rng.normal(size=(len(atoms), 3))
@@ -69,7 +73,7 @@ def random_alloys(base_atoms: Any, species: Sequence[str] = ("Cu", "Au"), n: int
 
     if len(species) < 1 or alpha <= 0:
         raise ValueError("random_alloys needs at least one species and alpha > 0")
-    rng = rng or np.random.default_rng()
+    rng = np.random.default_rng() if rng is None else rng
     natoms = len(base_atoms)
 
     def lattice(symbol: str) -> float:
