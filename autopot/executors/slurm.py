@@ -601,6 +601,7 @@ def client_ssl_context(environ: dict[str, str] | None = None) -> Any:
     if not env.get("AUTOPOT_TLS_CA"):
         return None
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=env["AUTOPOT_TLS_CA"])
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # as ZEO's server side does
     if env.get("AUTOPOT_TLS_CERT"):
         ctx.load_cert_chain(env["AUTOPOT_TLS_CERT"], env.get("AUTOPOT_TLS_KEY") or None)
     return ctx
