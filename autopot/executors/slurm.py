@@ -398,11 +398,19 @@ class SlurmExecutor(Executor):
         return None
 
     async def adopt(self, label: str, executor_id: str, run_dir: Path) -> bool:
-        """Watch a job a previous orchestrator submitted; False if SLURM forgot it."""
+        """Watch a job a previous orchestrator submitted; False if SLURM forgot it.
+
+        Without ``executor_id`` (the orchestrator died between sbatch and recording it)
+        the job is found through the run directory's open intent, by its token.
+        """
         await self.start()
+        intent = _read_intent(run_dir)
+        if not executor_id and intent.get("open"):
+            spec = RunSpec(label.rpartition(".")[0], 0, label, run_dir, {}, attempt=int(intent.get("attempt") or 1))
+            return bool(await self.reconcile([spec]))
         if not re.fullmatch(r"\d+(_\d+)?", executor_id or ""):
             return False
-        job = _Job(label, run_dir, executor_id, token=_read_intent(run_dir).get("token", ""))
+        job = _Job(label, run_dir, executor_id, token=intent.get("token", ""))
         if await self._lookup(job) is None:
             return False
         self._jobs[label] = job

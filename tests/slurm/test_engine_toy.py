@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -93,3 +94,28 @@ def test_orchestrator_stop_cancels_slurm_jobs(slurm_toy: Path) -> None:
     assert {r["state"] for r in works} == {"CANCELLED"}
     assert all("cancelled by autopot" in r["cause"] for r in works), [r["cause"] for r in works]
     assert not ids & squeue_ids()
+
+
+def test_kill9_orchestrator_then_resume_adopts_slurm_jobs(slurm_toy: Path) -> None:
+    n = 8
+    first = subprocess.Popen(
+        [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(slurm_toy), "--n", str(n), "--sleep", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        counts = status(slurm_toy)["counts"].get("work", {}) if (slurm_toy.parent / "autopot-workflow" / "db").exists() else {}
+        if counts.get("RUNNING", 0) >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    second = autopot("orchestrator", "start", "-c", str(slurm_toy), "--n", str(n), "--sleep", "4", timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    works = runs_of(slurm_toy, "work")
+    wf = slurm_toy.parent / "autopot-workflow"
+    assert len(works) == n and {r["state"] for r in works} == {"FINISHED"}
+    for r in works:  # adopted, not resubmitted: each ran exactly once, in one job
+        assert (wf / r["directory"] / "started.log").read_text().count("\n") == 1, r
+        assert r["attempts"] == 1, r
+    (collect,) = runs_of(slurm_toy, "collect")
+    assert collect["quantities"]["total"] == sum(i * i for i in range(n))

@@ -155,3 +155,24 @@ def test_adopt_known_job_and_refuse_unknown(slurm: None, tmp_path: Path) -> None
     second, known, unknown = asyncio.run(scenario())
     assert known and not unknown
     assert second.final(spec.label).state == "FINISHED"
+
+
+def test_adopt_without_recorded_id_uses_the_intent(slurm: None, tmp_path: Path) -> None:
+    """What the engine's reconcile can do for a SUBMITTED run with no executor id."""
+    (spec,) = make_runs(tmp_path, "work", ["echo x >> started.log; sleep 2"])
+
+    async def scenario() -> tuple[str, Harness, bool]:
+        first = Harness()
+        (job_id,) = await first.executor.submit([spec])
+        await first.executor.close()
+        second = Harness()
+        adopted = await second.executor.adopt(spec.label, "", spec.run_dir)
+        await second.wait_final([spec.label])
+        await second.executor.close()
+        return job_id, second, adopted
+
+    job_id, second, adopted = asyncio.run(scenario())
+    assert adopted and second.executor.stats.sbatch == 0
+    final = second.final(spec.label)
+    assert final.state == "FINISHED" and final.executor_id == job_id
+    assert (spec.run_dir / "started.log").read_text() == "x\n"
