@@ -15,13 +15,16 @@ that ``import autopot.sampling`` stays at the cost of numpy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:  # ase stays out of the import path (see above)
+    from ase import Atoms
+
 
 def bulk_supercells(symbol: str = "Cu", crystal: str = "fcc", a: float | None = None,
-                    sizes: Sequence[tuple[int, int, int]] = ((2, 2, 2), (3, 3, 3))) -> list[Any]:
+                    sizes: Sequence[tuple[int, int, int]] = ((2, 2, 2), (3, 3, 3))) -> list[Atoms]:
     """Conventional cubic cells of ``symbol`` repeated by each of ``sizes``."""
     from ase.build import bulk
 
@@ -29,7 +32,7 @@ def bulk_supercells(symbol: str = "Cu", crystal: str = "fcc", a: float | None = 
     return [unit.repeat(tuple(size)) for size in sizes]
 
 
-def strained(atoms: Any, max_strain: float = 0.02, n: int = 10, rng: np.random.Generator | None = None) -> list[Any]:
+def strained(atoms: Atoms, max_strain: float = 0.02, n: int = 10, rng: np.random.Generator | None = None) -> list[Atoms]:
     """``n`` copies under random symmetric strain tensors with entries in ±``max_strain``."""
     rng = np.random.default_rng() if rng is None else rng
     if max_strain < 0:
@@ -44,8 +47,8 @@ def strained(atoms: Any, max_strain: float = 0.02, n: int = 10, rng: np.random.G
     return out
 
 
-def perturbed(atoms: Any, amplitude: tuple[float, float] | float = (0.02, 0.05), n: int = 10,
-              rng: np.random.Generator | None = None) -> list[Any]:
+def perturbed(atoms: Atoms, amplitude: tuple[float, float] | float = (0.02, 0.05), n: int = 10,
+              rng: np.random.Generator | None = None) -> list[Atoms]:
     """``n`` copies with every atom displaced in a random direction by a length drawn
     uniformly from ``amplitude`` (Å)."""
     rng = np.random.default_rng() if rng is None else rng
@@ -62,8 +65,8 @@ def perturbed(atoms: Any, amplitude: tuple[float, float] | float = (0.02, 0.05),
     return out
 
 
-def random_alloys(base_atoms: Any, species: Sequence[str] = ("Cu", "Au"), n: int = 10,
-                  rng: np.random.Generator | None = None, alpha: float = 1.0) -> list[Any]:
+def random_alloys(base_atoms: Atoms, species: Sequence[str] = ("Cu", "Au"), n: int = 10,
+                  rng: np.random.Generator | None = None, alpha: float = 1.0) -> list[Atoms]:
     """``n`` random substitutional alloys of ``base_atoms`` with Dirichlet(``alpha``)
     compositions (alpha=1 covers the whole simplex uniformly, not just its centre); the
     cell is scaled by Vegard's law between the elements' reference lattice constants
@@ -97,7 +100,7 @@ def candidate_set(symbol: str = "Cu", crystal: str = "fcc", a: float | None = No
                   sizes: Sequence[tuple[int, int, int]] = ((1, 1, 1), (2, 2, 2), (2, 2, 3)),
                   n_per_size: int = 50, max_strain: float = 0.02,
                   amplitude: tuple[float, float] = (0.02, 0.05), seed: int = 0,
-                  species: Sequence[str] | None = None, alpha: float = 1.0) -> list[Any]:
+                  species: Sequence[str] | None = None, alpha: float = 1.0) -> list[Atoms]:
     """``n_per_size`` candidates per supercell size: (random alloy if ``species``, then)
     random strain, then random displacements -- the Cu demo's candidates by default.
 

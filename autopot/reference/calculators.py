@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from autopot.errors import AutopotError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+    from ase.calculators.calculator import BaseCalculator
 
 _BUILTIN = ("emt", "eam", "vasp")
 _FILE_FIELD = {"eam": "potential", "vasp": "incar"}
@@ -38,7 +42,7 @@ def _field(spec: dict[str, Any], name: str, kinds: type | tuple[type, ...], defa
     return value
 
 
-def make_calculator(spec: dict[str, Any], *, directory: Path) -> Any:
+def make_calculator(spec: dict[str, Any], *, directory: Path) -> BaseCalculator:
     """An ASE calculator for ``spec``; every file it names must exist and parse."""
     if not isinstance(spec, dict):
         raise AutopotError(f"expected a mapping, got {type(spec).__name__}", field="calculator")
@@ -101,7 +105,7 @@ def _input_file(spec: dict[str, Any], calculator: str) -> tuple[Path, str]:
     return paths[0]
 
 
-def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> Any:
+def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> BaseCalculator:
     """ASE's Vasp with every INCAR tag taken from the given file (the paper's ``pot_fname``).
 
     ``Vasp.read_incar`` is ASE's own INCAR reader, so the INCAR ASE writes is the user's
@@ -161,7 +165,7 @@ def _construct(cls: type, name: str, kwargs: dict[str, Any]) -> Any:
         raise AutopotError(f"bad arguments for {name}: {exc}", field="calculator.kwargs") from None
 
 
-def compute_single_point(atoms: Any, spec: dict[str, Any], directory: Path) -> Any:
+def compute_single_point(atoms: Atoms, spec: dict[str, Any], directory: Path) -> Atoms:
     """Energy, forces and (where available) stress of ``atoms`` as a SinglePointCalculator
     on a copy: the result no longer depends on the calculator, its files or its process."""
     from ase.calculators.calculator import PropertyNotImplementedError
@@ -195,7 +199,7 @@ def compute_single_point(atoms: Any, spec: dict[str, Any], directory: Path) -> A
     return out
 
 
-def read_vasp_result(directory: Path) -> Any:
+def read_vasp_result(directory: Path) -> Atoms:
     """Energy/forces/stress of a finished VASP run directory (vasprun.xml, else OUTCAR).
 
     For runs where VASP was started outside ASE (e.g. by a batch script) or to re-read a
