@@ -155,7 +155,8 @@ def db() -> None:
 @click.option("--tls-ca", type=click.Path(path_type=Path), default=None, help="CA that signs client certificates")
 def serve(workflow_dir: str | None, tcp: str | None, tls_cert: Path | None, tls_key: Path | None,
           tls_ca: Path | None) -> None:
-    """Serve the database in the foreground until interrupted."""
+    """Serve the database in the foreground until interrupted (Unix socket by default)."""
+    import os
     import signal
 
     from autopot.locate import resolve_workflow_dir
@@ -167,15 +168,39 @@ def serve(workflow_dir: str | None, tcp: str | None, tls_cert: Path | None, tls_
             raise StoreError("TLS needs --tls-cert, --tls-key and --tls-ca together", field="tls")
         tls = TLSFiles(tls_cert, tls_key, tls_ca)  # type: ignore[arg-type]
     directory = resolve_workflow_dir(workflow_dir)
-    handle = start_server(directory, address=tcp, tls=tls)
-    click.echo(f"serving {directory / 'db' / 'autopot.fs'} on {handle.address} (pid {handle.pid}); Ctrl-C stops")
+    # Handlers first: a signal that arrives while the server starts still stops it.
+    received: list[int] = []
+    handlers = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
+        handle = start_server(directory, address=tcp, tls=tls)
+    except BaseException:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+        raise
+    where = handle.address if isinstance(handle.address, str) else f"{handle.address[0]}:{handle.address[1]}"
+    click.echo(f"serving {directory / 'db' / 'autopot.fs'} on {where}"
+               f"{' with mutual TLS' if tls else ''} (pid {handle.pid}); Ctrl-C stops", err=True)
+    # Foreground: the server is our child; SIGINT/SIGTERM/SIGHUP stop it cleanly, and if it
+    # is stopped from elsewhere (`autopot db stop`) we exit with it.
+    exit_status: int | None = None
+    try:
+        while not received:
+            pid, wait_status = os.waitpid(handle.pid, os.WNOHANG)
+            if pid:
+                exit_status = wait_status
+                break
+            time.sleep(0.1)
     finally:
-        stop_server(handle.pid)
-        click.echo("server stopped")
+        if exit_status is None:
+            stop_server(handle.pid)
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
+    if exit_status is not None:
+        code = os.waitstatus_to_exitcode(exit_status)
+        if code not in (0, -signal.SIGTERM):
+            raise StoreError(f"database server exited with {code}; see its log", file=handle.log)
+    click.echo("server stopped", err=True)
 
 
 @db.command()

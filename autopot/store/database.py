@@ -127,7 +127,8 @@ class Store:
         if not path.exists():
             if read_only or not create:
                 raise StoreError("database file does not exist", file=path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # owner-only: the database holds every result; other users cannot even list it
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             storage = FileStorage(str(path), read_only=read_only)
         except zc.lockfile.LockError:

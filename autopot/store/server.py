@@ -84,7 +84,7 @@ def start_server(
 ) -> ServerHandle:
     """Start a ZEO server for a workflow directory in the background; return when it listens."""
     paths = WorkflowPaths(directory)
-    paths.db_dir.mkdir(parents=True, exist_ok=True)
+    paths.db_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     addr = parse_address(address) if address else str(paths.socket)
     if isinstance(addr, tuple) and tls is None and addr[0] not in ("127.0.0.1", "localhost", "::1"):
         raise StoreError(

@@ -79,3 +79,56 @@ def test_cli_errors_are_one_line(tmp_path: Path, template: Path) -> None:
         proc = cli(*args)
         assert proc.returncode == 2, proc.stderr
         assert needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_db_serve_status_stop_and_queries_meanwhile(tmp_path: Path, template: Path) -> None:
+    import os
+    import signal
+    import stat
+    import time
+
+    from autopot.store.database import WorkflowPaths, socket_alive
+
+    wf = tmp_path / "wf"
+    populate(wf, template)
+    paths = WorkflowPaths(wf)
+    serve = subprocess.Popen([sys.executable, "-m", "autopot.cli", "db", "serve", "-W", str(wf)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_alive(paths.socket):
+            assert serve.poll() is None and time.monotonic() < deadline, serve.communicate()
+            time.sleep(0.05)
+        assert stat.S_IMODE(os.stat(paths.socket).st_mode) == 0o600
+        proc = cli("runs", "sp_calc", "-W", str(wf), "-w", "state = FAILED", "--format", "json")
+        assert [r["id"] for r in json.loads(proc.stdout)] == ["sp_calc.5"], proc.stderr
+        assert "server: pid" in cli("db", "status", "-W", str(wf)).stdout
+        proc = cli("db", "serve", "-W", str(wf))  # a second server on the same directory
+        assert proc.returncode == 2 and "already listening" in proc.stderr
+        proc = cli("db", "stop", "-W", str(wf))
+        assert proc.returncode == 0, proc.stderr
+        assert serve.wait(30) == 0  # the foreground command follows its server
+        assert not socket_alive(paths.socket)
+        assert "server: not running" in cli("db", "status", "-W", str(wf)).stdout
+        proc = cli("db", "stop", "-W", str(wf))
+        assert proc.returncode == 2 and "no database server is running" in proc.stderr
+        # SIGTERM to the foreground command stops its server too
+        serve = subprocess.Popen([sys.executable, "-m", "autopot.cli", "db", "serve", "-W", str(wf)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while not socket_alive(paths.socket):
+            assert serve.poll() is None, serve.communicate()
+            time.sleep(0.05)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+        assert not socket_alive(paths.socket) and not paths.server_pid.exists()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+def test_db_serve_refuses_open_tcp_without_tls(tmp_path: Path) -> None:
+    proc = cli("db", "serve", "-W", str(tmp_path / "wf"), "--tcp", "0.0.0.0:9")
+    assert proc.returncode == 2 and "needs TLS" in proc.stderr
+    proc = cli("db", "serve", "-W", str(tmp_path / "wf"), "--tcp", "127.0.0.1:9", "--tls-cert", "x.pem")
+    assert proc.returncode == 2 and "--tls-cert, --tls-key and --tls-ca together" in proc.stderr
