@@ -131,8 +131,9 @@ class Settings:
             raise WorkflowError("--select needs --training_candidate_set", field="training_candidate_set")
         if self.training_set is None:
             raise WorkflowError("--training_set is required (the active set is built on it)", field="training_set")
-        if self.calculator.get("calculator") == "vasp" and not self.pot_fname:
+        if self.calculator.get("calculator") == "vasp" and not (self.pot_fname or self.calculator.get("incar")):
             raise WorkflowError("VASP needs its INCAR as --pot_fname", field="pot_fname")
+        self.check_calculator()
         from autopot.mtp.cfg import read_cfg
 
         for path in [self.training_set, *self.candidate_sets, *self.md_configurations]:
@@ -142,6 +143,17 @@ class Settings:
             from autopot.mtp.mtpfile import read_mtp
 
             read_mtp(self.potential)
+
+
+    def check_calculator(self) -> None:
+        """Build the reference calculator once (nothing runs) so a bad spec fails here."""
+        import tempfile
+
+        from autopot.reference import make_calculator
+
+        spec = {**self.calculator, **({"pot_fname": self.pot_fname} if self.pot_fname else {})}
+        with tempfile.TemporaryDirectory() as tmp:
+            make_calculator(spec, directory=Path(tmp))
 
 
 def _path(value: Any, field_name: str) -> Path | None:

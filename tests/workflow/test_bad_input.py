@@ -37,8 +37,10 @@ def no_runs(motoko: Path) -> bool:
           "--training_candidate_set", "ts.cfg"], "ts.cfg: line 1: type 0 used"),
         (["--calculate_ts", "-a", "Cu=0", "--training_set", "ts.cfg", "--calculator", "vasp",
           "--pot_fname", "INCAR"], "INCAR: pot_fname: file not found"),
+        (["--calculate_ts", "-a", "Cu=0", "--training_set", "ts.cfg", "--calculator", "ase.calculators.nope:X"],
+         "calculator.calculator: cannot import calculator"),
     ],
-    ids=["candidates-missing", "grades-not-decreasing", "atom-types-mismatch", "incar-missing"],
+    ids=["candidates-missing", "grades-not-decreasing", "atom-types-mismatch", "incar-missing", "bad-calculator"],
 )
 def test_bad_input_fails_before_submission(autopot_wf: Path, args: list[str], expect: str) -> None:
     (autopot_wf.parent / "ts.cfg").write_text(Cu_CFG)
