@@ -117,7 +117,12 @@ class Store:
     # ---------------------------------------------------------------- opening
     @classmethod
     def open_file(cls, path: str | Path, *, read_only: bool = False, create: bool = True) -> Store:
-        """Open an embedded FileStorage (locks the file against other processes)."""
+        """Open an embedded FileStorage.
+
+        A writable open locks the file against other processes. ``read_only`` takes no
+        lock, so it works while another process writes the file (a snapshot as of the
+        opening: reopen to see later commits; through ZEO, ``sync()`` is enough).
+        """
         import zc.lockfile
         from ZODB import DB
         from ZODB.FileStorage import FileStorage
@@ -129,6 +134,10 @@ class Store:
                 raise StoreError("database file does not exist", file=path)
             # owner-only: the database holds every result; other users cannot even list it
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fs_log = logging.getLogger("ZODB.FileStorage")
+        level = fs_log.level
+        if read_only:  # a live writer's index lags: rebuilt quietly, not "Ignoring index" on stderr
+            fs_log.setLevel(logging.ERROR)
         try:
             storage = FileStorage(str(path), read_only=read_only)
         except zc.lockfile.LockError:
@@ -139,6 +148,8 @@ class Store:
             ) from None
         except (POSError, ValueError, OSError, EOFError) as exc:
             raise StoreError(f"cannot open database: {type(exc).__name__}: {exc}", file=path) from None
+        finally:
+            fs_log.setLevel(level)
         try:
             db = DB(storage, pool_size=4, cache_size=20000)
         except Exception as exc:  # noqa: BLE001 - any failure here is a broken file

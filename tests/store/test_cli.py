@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from autopot.errors import StoreError
 from autopot.store.database import open_store
 from autopot.store.records import create_runs, get_run
 from autopot.store.schema import TaskSchema
@@ -132,3 +134,34 @@ def test_db_serve_refuses_open_tcp_without_tls(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "needs TLS" in proc.stderr
     proc = cli("db", "serve", "-W", str(tmp_path / "wf"), "--tcp", "127.0.0.1:9", "--tls-cert", "x.pem")
     assert proc.returncode == 2 and "--tls-cert, --tls-key and --tls-ca together" in proc.stderr
+
+
+_HOLD = """
+import sys, time
+from autopot.store.database import open_store
+from autopot.store.records import get_run
+store = open_store(sys.argv[1])  # embedded, writable: holds the lock
+store.transact(lambda root: get_run(root, "sp_calc.1").push("late", 1.0))
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_runs_read_only_while_another_process_holds_the_file(tmp_path: Path, template: Path) -> None:
+    wf = tmp_path / "wf"
+    populate(wf, template)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(wf)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        proc = cli("runs", "sp_calc", "-W", str(wf), "-w", "late = 1.0", "--format", "json")
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no lock needed, no noise
+        assert [r["id"] for r in json.loads(proc.stdout)] == ["sp_calc.1"]
+        proc = cli("show", "sp_calc.1", "-W", str(wf))
+        assert proc.returncode == 0 and "late = 1.0" in proc.stdout
+        with open_store(wf, read_only=True) as store:
+            assert len(store.root.task_types["sp_calc"].runs) == 5
+        with pytest.raises(StoreError, match="locked by another process"):
+            open_store(wf)
+    finally:
+        holder.kill()
+        holder.wait()
