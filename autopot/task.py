@@ -122,8 +122,8 @@ class TaskContext:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         try:
-            if exc is None:
-                self.set_state(State.FINISHED)
+            if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+                self.set_state(State.FINISHED)  # sys.exit(0) inside the block is a success
             else:
                 cause = "".join(traceback.format_exception_only(exc_type, exc)).strip().splitlines()[-1]
                 (self.run_dir / "traceback.txt").write_text(
