@@ -82,3 +82,35 @@ def test_corrupted_database_is_refused_and_untouched(tmp_path: Path, template: P
 def test_dead_server_address(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no database server is listening"):
         open_store(tmp_path, address=str(tmp_path / "nothing.sock"))
+
+
+def test_crash_in_the_middle_of_a_commit_leaves_no_half_written_run(tmp_path: Path, template: Path) -> None:
+    """A torn last transaction (power cut while writing) is cut off on the next opening:
+    the run is as it was before that commit, never half-updated; the torn bytes are kept
+    in a side file by FileStorage."""
+    schema = TaskSchema.load(template)
+    wf = tmp_path / "wf"
+    db_file = WorkflowPaths(wf).db_file
+    with open_store(wf) as store:
+        store.transact(lambda root: create_runs(root, schema, {"cfg_fname": "a.cfg"}))
+    size_before = db_file.stat().st_size
+    with open_store(wf) as store:
+
+        def finish(root) -> None:
+            run = root.task_types["sp_calc"].runs[1]
+            run.set_state("RUNNING", host="node1")
+            run.push("energy", -1.0)
+            run.set_state("FINISHED", exit_code=0)
+
+        store.transact(finish)
+    data = db_file.read_bytes()
+    assert len(data) > size_before
+    db_file.write_bytes(data[: size_before + (len(data) - size_before) // 2])  # torn commit
+    (db_file.parent / (db_file.name + ".index")).unlink(missing_ok=True)
+    with open_store(wf) as store:
+        tt = store.root.task_types["sp_calc"]
+        run = tt.runs[1]
+        assert run.state == "CREATED" and run.quantities == {} and run.host == ""
+        assert list(tt.by_state["CREATED"]) == [1] and not tt.by_state.get("FINISHED")
+        store.transact(lambda root: root.task_types["sp_calc"].runs[1].set_state("SUBMITTED"))
+    assert list(db_file.parent.glob(db_file.name + ".tr*"))
