@@ -109,6 +109,8 @@ class Store:
         self.description = description
         self.zeo = zeo
         self.read_only = read_only
+        #: how long a write waits for a lost ZEO server to come back before failing
+        self.reconnect_timeout = float(os.environ.get("AUTOPOT_DB_RECONNECT_TIMEOUT", "60"))
         self.tm = transaction.TransactionManager(explicit=False)
         self.conn = db.open(transaction_manager=self.tm)
         self._listeners: list[Callable[[bytes, Any], None]] = []
@@ -257,8 +259,9 @@ class Store:
         """Run ``fn(root, *args, **kwargs)`` in a transaction and commit it.
 
         Conflicts (another process committed the same objects) are retried from a fresh
-        view; any other exception aborts the transaction — nothing half-done is stored —
-        and propagates. After ``retries`` conflicts a StoreError says so (never swallowed).
+        view, and so is a lost ZEO connection once the client has reconnected (a server
+        restart does not fail task processes); any other exception aborts the
+        transaction — nothing half-done is stored — and propagates. After ``retries`` conflicts a StoreError says so (never swallowed).
         """
         from ZODB.POSException import ConflictError, ReadOnlyError
 
@@ -285,10 +288,32 @@ class Store:
             except ReadOnlyError:
                 self.tm.abort()
                 raise StoreError("database opened read-only", file=self.description) from None
-            except BaseException:
+            except BaseException as exc:
                 self.tm.abort()
-                raise
+                if not self._is_disconnect(exc) or attempt == retries:
+                    raise
+                # The server went away (restart, network blip): nothing was committed.
+                # ClientStorage reconnects by itself; wait for it, then redo the work.
+                self._wait_connected()
         raise AssertionError("unreachable")
+
+    def _is_disconnect(self, exc: BaseException) -> bool:
+        if not self.zeo:
+            return False
+        from ZEO.Exceptions import ClientDisconnected
+
+        return isinstance(exc, ClientDisconnected)
+
+    def _wait_connected(self) -> None:
+        """Block until ZEO has reconnected, or raise a StoreError after ``reconnect_timeout``."""
+        storage = self.db.storage
+        deadline = time.monotonic() + self.reconnect_timeout
+        while not storage.is_connected():
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"database server unreachable for {self.reconnect_timeout:.0f} s", file=self.description
+                )
+            time.sleep(0.05)
 
     def close(self) -> None:
         try:

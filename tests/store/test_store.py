@@ -157,3 +157,30 @@ def test_query_values_typos_and_arrays(tmp_path: Path, template: Path) -> None:
             query.select(tt, "forces > 1")
         with pytest.raises(QueryError, match="unknown state 'FINSHED'"):
             query.parse("state = FINSHED")
+
+
+def test_writes_survive_a_server_restart(zeo_server: Path, template: Path) -> None:
+    import threading
+    import time
+
+    from autopot.store.server import server_pid, start_server, stop_server
+
+    schema = TaskSchema.load(template)
+    store = open_store(zeo_server)
+    try:
+        make(store, schema, cfg_fname="a.cfg")
+        stop_server(server_pid(zeo_server))
+        handles = []
+        restart = threading.Timer(1.0, lambda: handles.append(start_server(zeo_server)))
+        restart.start()
+        t0 = time.monotonic()
+        store.transact(lambda root: get_run(root, "sp_calc.1").push("energy", -1.0))  # waits, then commits
+        restart.join()
+        assert time.monotonic() - t0 >= 0.9
+        store.sync()
+        assert get_run(store.root, "sp_calc.1").quantities == {"energy": -1.0}
+    finally:
+        store.close()
+        pid = server_pid(zeo_server)
+        if pid:
+            stop_server(pid)
