@@ -55,6 +55,29 @@ def test_runs_formats_and_show(tmp_path: Path, template: Path) -> None:
     proc = cli("show", "sp_calc.5", "-W", str(wf))
     assert proc.returncode == 0 and "FAILED" in proc.stdout and "exit code 2" in proc.stdout
     assert "cfg_fname = \"4.cfg\"" in proc.stdout
+    # a run directory with logs: their tails, the manifest and the timings are shown
+    run_dir = wf / "runs" / "sp_calc" / "3"
+    run_dir.mkdir(parents=True)
+    (run_dir / "stdout.log").write_text("".join(f"line {i}\n" for i in range(30)))
+    (run_dir / "stderr.log").write_text("warning: something\n")
+    with open_store(wf) as store:
+
+        def record(root) -> None:
+            from autopot.store.files import manifest
+
+            run = get_run(root, "sp_calc.3")
+            run.directory = "runs/sp_calc/3"
+            run.manifest = manifest(run_dir)
+
+        store.transact(record)
+    proc = cli("show", "sp_calc.3", "-W", str(wf), "--lines", "3")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "line 29" in out and "line 27" in out and "line 26" not in out and "warning: something" in out
+    assert "stdout.log" in out.split("--- stdout.log")[0]  # in the files manifest
+    assert "energy = -3.0" in out and "forces = array[4, 3]" in out
+    for word in ("history:", "CREATED", "SUBMITTED", "FINISHED", "provenance:", "numpy"):
+        assert word in out, word
 
 
 def test_runs_through_a_live_server(zeo_server: Path, template: Path) -> None:
