@@ -29,10 +29,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_initial": 4, "n_candidates": 40, "n_md": 1,
     },
     "cuau": {
-        "system": "cuau", "atom_types": "Cu=0,Au=1", "level": 8, "grades": [100.0, 10.0, 2.0],
-        "md_temperature": 500.0, "md_steps": 300, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 100, "max_iterations": 10,
-        "n_initial": 8, "n_candidates": 150, "n_md": 2,
+        "system": "cuau", "atom_types": "Cu=0,Au=1", "level": 6, "grades": [100.0, 10.0, 2.0],
+        "md_temperature": 500.0, "md_steps": 200, "md_timestep": 2.0,
+        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 60, "max_iterations": 10,
+        "n_initial": 8, "n_candidates": 60, "n_md": 2,
     },
 }
 
