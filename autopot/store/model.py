@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from BTrees.IIBTree import IITreeSet
@@ -66,7 +68,28 @@ class Job(Persistent):
 
 
 class Run(Persistent):
-    """One execution of a job: state, timings, where it ran, what it produced."""
+    """One execution of a job: state, timings, where it ran, what it produced.
+
+    Fields that a new run does not have yet are class-level defaults, so they are not
+    pickled until set: a fresh run's record stays small (bytes per run, scan speed). The
+    mapping defaults are read-only; every change assigns a new dict (which is also what
+    makes ZODB notice the change).
+    """
+
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    cause: str = ""
+    host: str = ""
+    executor: str = ""
+    executor_id: str = ""
+    attempts: int = 0
+    heartbeat: float | None = None
+    directory: str = ""  # relative to the workflow directory
+    manifest: Mapping[str, tuple[str, int]] = MappingProxyType({})  # relpath -> (sha256, size)
+    quantities: Mapping[str, Any] = MappingProxyType({})
+    extra: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(
         self,
@@ -85,22 +108,8 @@ class Run(Persistent):
         self.state = State.CREATED.value
         now = time.time()
         self.created = now
-        self.submitted: float | None = None
-        self.started: float | None = None
-        self.ended: float | None = None
         self.history: list[tuple[float, str, str]] = [(now, State.CREATED.value, "")]
-        self.exit_code: int | None = None
-        self.cause = ""
-        self.host = ""
-        self.executor = ""
-        self.executor_id = ""
-        self.attempts = 0
-        self.heartbeat: float | None = None
-        self.directory = ""  # relative to the workflow directory
-        self.manifest: dict[str, tuple[str, int]] = {}  # relpath -> (sha256, size)
-        self.quantities: dict[str, Any] = {}
         self.provenance = provenance
-        self.extra: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- identity
     @property

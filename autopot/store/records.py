@@ -131,16 +131,18 @@ def _file_digests(params: dict[str, Any], names: list[str], base_dir: str | Path
     Keyed by the path as given (what the job stores); a path that does not exist (yet)
     contributes nothing, so the identity is then the parameters alone.
     """
+    import os.path
+
     from autopot.store.files import sha256_file
 
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    base = os.fspath(base_dir) if base_dir is not None else os.getcwd()
     out: dict[str, Any] = {}
     for name in names:
         value = params.get(name)
         for path in value if isinstance(value, list) else [value]:
             if not isinstance(path, str) or not path:
                 continue
-            full = base / Path(path).expanduser()  # an absolute path ignores base
-            if full.is_file():
+            full = os.path.join(base, os.path.expanduser(path))  # an absolute path ignores base
+            if os.path.isfile(full):
                 out[path] = sha256_file(full)
     return out

@@ -59,12 +59,23 @@ def test_bad_values_leave_database_unchanged(tmp_path: Path, template: Path) -> 
     assert sha(WorkflowPaths(wf).db_file) == before
 
 
-def test_locked_database(tmp_path: Path) -> None:
+def test_locked_database(tmp_path: Path, template: Path) -> None:
     wf = tmp_path / "wf"
-    with open_store(wf):
+    with open_store(wf) as store:
+        store.transact(lambda root: create_runs(root, TaskSchema.load(template), {"cfg_fname": "a.cfg"}))
+        before = sha(WorkflowPaths(wf).db_file)
         with pytest.raises(StoreError, match="locked by another process") as err:
             open_store(wf)
-        assert str(WorkflowPaths(wf).db_file) in str(err.value)
+        assert str(WorkflowPaths(wf).db_file) in str(err.value) and "\n" not in str(err.value)
+        assert sha(WorkflowPaths(wf).db_file) == before
+
+
+def test_missing_template_pieces(tmp_path: Path, template: Path) -> None:
+    with pytest.raises(SchemaError, match="task template directory not found"):
+        TaskSchema.load(tmp_path / "nowhere")
+    (template / "bd.yaml").unlink()
+    with pytest.raises(SchemaError, match=r"bd.yaml: missing bd.yaml in task template"):
+        TaskSchema.load(template)
 
 
 def test_corrupted_database_is_refused_and_untouched(tmp_path: Path, template: Path) -> None:
