@@ -17,6 +17,7 @@ from typing import Any
 
 from BTrees.IIBTree import IITreeSet
 from BTrees.IOBTree import IOBTree
+from BTrees.LLBTree import LLBTree
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 
@@ -227,10 +228,18 @@ _SETTABLE = {"exit_code", "host", "executor", "executor_id", "heartbeat", "direc
 class TaskType(Persistent):
     """A task type (BlackDynamite's study): schema, jobs, runs, indexes."""
 
+    #: 64-bit prefix of a job identity → job id. Compact integer buckets: creating many
+    #: jobs rewrites far fewer bytes than an index keyed by 64-character hex strings.
+    #: The full identity is checked on the job; the (astronomically rare) second job
+    #: with the same prefix goes to ``job_by_identity``, which also holds the jobs of
+    #: databases created before this index existed.
+    job_by_hash: Any = None
+
     def __init__(self, name: str, schema: dict[str, Any]):
         self.name = name
         self.schema = schema
         self.jobs = IOBTree()
+        self.job_by_hash = LLBTree()
         self.job_by_identity = OOBTree()
         self.runs = IOBTree()
         self.by_state = OOBTree()
@@ -247,14 +256,33 @@ class TaskType(Persistent):
 
     def add_job(self, params: dict[str, Any], identity: str, source_hash: str) -> tuple[Job, bool]:
         """Return (job, created); an identical job is returned, never duplicated."""
+        key = _identity_key(identity)
+        if self.job_by_hash is not None:
+            job_id = self.job_by_hash.get(key)
+            if job_id is not None and self.jobs[job_id].identity == identity:
+                return self.jobs[job_id], False
         existing = self.job_by_identity.get(identity)
         if existing is not None:
             return self.jobs[existing], False
         job = Job(self.name, self.next_job_id, params, identity, source_hash)
         self.jobs[job.id] = job
-        self.job_by_identity[identity] = job.id
+        if self.job_by_hash is None:
+            self.job_by_hash = LLBTree()
+        if key not in self.job_by_hash:
+            self.job_by_hash[key] = job.id
+        else:  # prefix taken by a different identity
+            self.job_by_identity[identity] = job.id
         self.next_job_id += 1
         return job, True
+
+    def find_job(self, identity: str) -> Job | None:
+        """The job with this identity, if any."""
+        if self.job_by_hash is not None:
+            job_id = self.job_by_hash.get(_identity_key(identity))
+            if job_id is not None and self.jobs[job_id].identity == identity:
+                return self.jobs[job_id]
+        job_id = self.job_by_identity.get(identity)
+        return None if job_id is None else self.jobs[job_id]
 
     def add_run(self, job: Job, params: dict[str, Any], run_name: str, provenance: Provenance | None) -> Run:
         run = Run(self, self.next_run_id, job, params, run_name, provenance)
@@ -271,6 +299,11 @@ class TaskType(Persistent):
         """Runs of one job, optionally only those of one workflow run."""
         runs = [self.runs[i] for i in self.jobs[job_id].run_ids]
         return [r for r in runs if run_name is None or r.run_name == run_name]
+
+
+def _identity_key(identity: str) -> int:
+    """Signed 64-bit integer from the first 16 hex digits of a sha256 identity."""
+    return int.from_bytes(bytes.fromhex(identity[:16]), "big", signed=True)
 
 
 class Root(Persistent):

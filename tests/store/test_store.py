@@ -184,3 +184,28 @@ def test_writes_survive_a_server_restart(zeo_server: Path, template: Path) -> No
         pid = server_pid(zeo_server)
         if pid:
             stop_server(pid)
+
+
+def test_identity_prefix_collision_and_legacy_index(tmp_path: Path) -> None:
+    """Two identities sharing the 64-bit index prefix stay two jobs; jobs recorded only in
+    the full-identity index (older databases) are still found."""
+    from autopot.store.model import TaskType, _identity_key
+
+    with open_store(tmp_path / "wf") as store:
+
+        def check(root) -> None:
+            tt = TaskType("t", {})
+            root.task_types["t"] = tt
+            a, b = "ab" * 8 + "0" * 48, "ab" * 8 + "1" * 48
+            assert _identity_key(a) == _identity_key(b)
+            ja, created_a = tt.add_job({"x": 1}, a, "s")
+            jb, created_b = tt.add_job({"x": 2}, b, "s")
+            assert created_a and created_b and ja.id != jb.id
+            assert tt.add_job({"x": 1}, a, "s") == (ja, False)
+            assert tt.add_job({"x": 2}, b, "s") == (jb, False)
+            assert tt.find_job(b) is jb and tt.find_job("f" * 64) is None
+            tt.job_by_hash = None  # as in a database written before the prefix index
+            tt.job_by_identity[a] = ja.id
+            assert tt.add_job({"x": 1}, a, "s") == (ja, False)
+
+        store.transact(check)
