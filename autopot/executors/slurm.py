@@ -16,7 +16,8 @@ How a run becomes a SLURM job
 How states come back
     One poller coroutine runs ``squeue -t all -u <user>`` once per poll for every job
     (array tasks included), starting at ``poll_interval`` and backing off by ``backoff``
-    up to ``max_poll_interval`` while nothing changes; a submission or cancel resets it.
+    up to ``max_poll_interval`` while nothing changes (the pace is held while jobs keep
+    changing); a submission or cancel resets it.
     A job that left squeue is looked up with ``scontrol show job``, then ``sacct``
     (slurmdbd) or ``sacct -c`` (jobcomp/filetxt), and last the run's ``.autopot_exit``.
     RUNNING is reported once; terminal SLURM states map to outcomes with the cause
@@ -446,7 +447,10 @@ class SlurmExecutor(Executor):
             except Exception:  # noqa: BLE001 - a bug must not silently stop all tracking
                 log.exception("SLURM poll failed")
                 changed = False
-            interval = self.poll_interval if changed else min(interval * self.backoff, self.max_poll_interval)
+            # Back off while nothing changes; hold the pace while jobs keep changing;
+            # a submission or cancel (an end is due soon) starts again from poll_interval.
+            if not changed:
+                interval = min(interval * self.backoff, self.max_poll_interval)
             if self._jobs:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
