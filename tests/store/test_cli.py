@@ -150,6 +150,11 @@ def test_db_serve_status_stop_and_queries_meanwhile(tmp_path: Path, template: Pa
         if serve.poll() is None:
             serve.kill()
             serve.wait()
+        from autopot.store.server import server_pid, stop_server
+
+        pid = server_pid(wf)  # never leave a server behind, whatever failed above
+        if pid is not None:
+            stop_server(pid)
 
 
 def test_db_serve_refuses_open_tcp_without_tls(tmp_path: Path) -> None:
