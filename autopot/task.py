@@ -45,13 +45,18 @@ class TaskContext:
     @classmethod
     def open(cls, run_dir: str | Path | None = None) -> TaskContext:
         """Open the run of a run directory (default: ``$AUTOPOT_RUN_DIR`` or the cwd)."""
-        from autopot.store.database import Store, open_store
+        from autopot.store.database import Store, open_store, parse_address
 
         run_dir = Path(run_dir or os.environ.get("AUTOPOT_RUN_DIR") or os.getcwd()).resolve()
         marker = read_marker(run_dir)
         workflow_dir = Path(marker.get("workflow_dir") or run_dir.parents[2])
         address = os.environ.get("AUTOPOT_DB_ADDRESS") or marker.get("db_address")
-        if address:
+        if address and isinstance(parse_address(address), tuple):
+            # TCP (compute nodes): mutual TLS from AUTOPOT_TLS_* set by the SLURM executor
+            from autopot.executors.slurm import open_task_store
+
+            store = open_task_store(address)
+        elif address:
             store = Store.open_zeo(address)
         else:
             store = open_store(workflow_dir)

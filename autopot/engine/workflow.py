@@ -324,7 +324,8 @@ class Workflow:
             record = view.record
             executor = engine.executor_for(view.task)
             run_dir = view.directory
-            if record.executor_id and await executor.adopt(view.label, record.executor_id, run_dir):
+            # adopt also without a recorded id: executors find their jobs by pid file / token
+            if await executor.adopt(view.label, record.executor_id or "", run_dir):
                 engine.handles[view.label].executor = executor
                 continue
             code = read_exit_file(run_dir)
