@@ -286,18 +286,7 @@ def format_cfg(atoms_list: Iterable, atom_types: str | Mapping[str, int], *,
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temporary file in the same directory, then rename: all or nothing."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_cfg(path: str | Path, atoms_list: Sequence, atom_types: str | Mapping[str, int]) -> None:
@@ -314,7 +303,7 @@ def write_cfg(path: str | Path, atoms_list: Sequence, atom_types: str | Mapping[
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Binary counterpart of :func:`atomic_write_text`."""
+    """Write bytes via a temporary file in the same directory, then rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
     try:
