@@ -1,0 +1,152 @@
+"""A consistent copy of a workflow's database, taken while it may be in use.
+
+Why not ``cp autopot.fs``: the orchestrator (through its ZEO server) may append a
+transaction while the file is read, and a byte copy can end in the middle of one. We
+copy *transactions* instead (ZODB's ``copyTransactionsFrom``): from the live ZEO server
+when one serves the workflow, else from the file opened read-only (no lock; an
+in-progress transaction at its end is not copied). Every copied transaction is whole, so
+the copy is the database exactly as of its last transaction. The copy is then packed
+(old object revisions dropped: a run keeps its own state history), which also checks
+that every record in it can be read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopot.errors import StoreError
+
+
+@dataclass
+class SnapshotInfo:
+    """What the snapshot holds: its last transaction and the runs in it."""
+
+    path: Path
+    last_tid: str  # hex of the last copied transaction id
+    last_commit: float  # its time (seconds since the epoch)
+    transactions: int
+    packed: bool
+    runs: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> state -> count
+    workflow_runs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.path.name,
+            "last_tid": self.last_tid,
+            "last_commit": self.last_commit,
+            "transactions": self.transactions,
+            "packed": self.packed,
+            "runs": self.runs,
+            "workflow_runs": self.workflow_runs,
+        }
+
+
+def snapshot_database(workflow_dir: str | Path, dest: str | Path, *, pack: bool = True) -> SnapshotInfo:
+    """Copy the database of ``workflow_dir`` into the new FileStorage ``dest``."""
+    from autopot.store.database import open_store
+
+    dest = Path(dest)
+    if dest.exists():
+        raise StoreError("snapshot destination already exists", file=dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source = open_store(workflow_dir, read_only=True, create=False)
+    try:
+        transactions = _copy_transactions(source.db.storage, dest)
+    finally:
+        source.close()
+    return _finish(dest, transactions, pack)
+
+
+def _copy_transactions(storage: Any, dest: Path) -> int:
+    """copyTransactionsFrom, counting the transactions; the destination is removed on failure."""
+    from ZODB.FileStorage import FileStorage
+
+    target = FileStorage(str(dest), create=True)
+    counted = _Counting(storage)
+    try:
+        target.copyTransactionsFrom(counted)
+    except Exception as exc:
+        target.close()
+        _remove_storage_files(dest)
+        raise StoreError(f"cannot copy the database: {type(exc).__name__}: {exc}", file=dest) from None
+    target.close()
+    return counted.count
+
+
+class _Counting:
+    """A source storage whose iterator counts what it hands out."""
+
+    def __init__(self, storage: Any):
+        self.storage = storage
+        self.count = 0
+
+    def iterator(self) -> Any:
+        for txn in self.storage.iterator():
+            self.count += 1
+            yield txn
+
+
+def _finish(dest: Path, transactions: int, pack: bool) -> SnapshotInfo:
+    from persistent.TimeStamp import TimeStamp
+    from ZODB import DB
+    from ZODB.FileStorage import FileStorage
+    from ZODB.serialize import referencesf
+    from ZODB.utils import tid_repr
+
+    if transactions == 0:
+        _remove_storage_files(dest)
+        raise StoreError("the database holds no transaction", file=dest)
+    storage = FileStorage(str(dest), pack_keep_old=False)
+    try:
+        if pack:
+            # A pack time just after the last transaction keeps exactly the current state.
+            last = TimeStamp(storage.lastTransaction()).timeTime()
+            storage.pack(max(last, time.time()) + 1, referencesf)
+        last_tid = storage.lastTransaction()
+        db = DB(storage)
+        try:
+            info = _describe(db)
+        finally:
+            db.close()  # closes the storage
+    except Exception as exc:
+        storage.close()
+        _remove_storage_files(dest)
+        raise StoreError(f"the database copy does not read back: {type(exc).__name__}: {exc}", file=dest) from None
+    for suffix in (".index", ".lock", ".tmp", ".old"):
+        Path(str(dest) + suffix).unlink(missing_ok=True)
+    return SnapshotInfo(
+        path=dest,
+        last_tid=tid_repr(last_tid),
+        last_commit=TimeStamp(last_tid).timeTime(),
+        transactions=transactions,
+        packed=pack,
+        runs=info["runs"],
+        workflow_runs=info["workflow_runs"],
+    )
+
+
+def _describe(db: Any) -> dict[str, Any]:
+    conn = db.open()
+    try:
+        root = conn.root().get("autopot")
+        if root is None:
+            raise StoreError("no autopot data in the database")
+        runs = {name: dict(sorted(Counter(r.state for r in t.runs.values()).items()))
+                for name, t in root.task_types.items()}
+        return {"runs": runs, "workflow_runs": sorted(root.workflow_runs)}
+    finally:
+        conn.close()
+
+
+def _remove_storage_files(path: Path) -> None:
+    for suffix in ("", ".index", ".lock", ".tmp", ".old", ".pack"):
+        try:
+            os.unlink(str(path) + suffix)
+        except FileNotFoundError:
+            pass
+
