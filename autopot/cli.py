@@ -19,9 +19,9 @@ COMMANDS: dict[str, str] = {
     "show": "autopot.commands.store_cmds:show",
     "db": "autopot.commands.store_cmds:db",
     "orchestrator": "autopot.commands.orchestrator_cmds:orchestrator",
-    "archive": "autopot.commands.archive_cmds:archive",
-    "export": "autopot.commands.archive_cmds:export",
-    "report": "autopot.commands.archive_cmds:report",
+    "archive": "autopot.commands.results_cmds:archive",
+    "export": "autopot.commands.results_cmds:export",
+    "report": "autopot.commands.results_cmds:report",
 }
 
 

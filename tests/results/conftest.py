@@ -36,3 +36,21 @@ def finished_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    cwd=dest, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dest / "motoko.yaml"
+
+
+TOY = REPO / "tests" / "engine" / "toy"
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    """A private copy of the engine tests' toy workflow (work tasks, then collect)."""
+    dest = tmp_path / "toy"
+    shutil.copytree(TOY, dest, ignore=shutil.ignore_patterns("autopot-workflow", "__pycache__"))
+    return dest / "motoko.yaml"
+
+
+def start_background(motoko: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(motoko), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
