@@ -25,39 +25,46 @@ from autopot.store.schema import TaskSchema
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def populate(store, n: int, batch: int) -> tuple[float, float, int]:
+    """n sp_calc runs created as the engine creates them; the first quarter moved through
+    SUBMITTED → RUNNING → FINISHED (90 %, with quantities) or FAILED. Returns
+    (create seconds, update seconds, runs updated)."""
+    schema = TaskSchema.load(ROOT / "tasks" / "sp_calc")
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        names = [f"conf_{i:06d}.cfg" for i in range(start, min(n, start + batch))]
+        store.transact(lambda root, names=names: create_runs(
+            root, schema, {"cfg_fname": names}, {"calculator": {"calculator": "emt"}}, run_name="bench"))
+    create_s = time.perf_counter() - t0
+
+    def finish(root, lo: int, hi: int) -> None:
+        runs = root.task_types["sp_calc"].runs
+        for i in range(lo, hi):
+            run = runs[i]
+            run.set_state("SUBMITTED", executor="local", executor_id=str(i))
+            run.set_state("RUNNING", host="node1")
+            if i % 10:
+                run.push("energy", -3.5 - i * 1e-6)
+                run.push("max_force", 0.1)
+                run.set_state("FINISHED", exit_code=0)
+            else:
+                run.set_state("FAILED", "exit code 1", exit_code=1)
+
+    t1 = time.perf_counter()
+    quarter = n // 4
+    for lo in range(1, quarter + 1, batch):
+        store.transact(finish, lo, min(quarter + 1, lo + batch))
+    return create_s, time.perf_counter() - t1, quarter
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
-    schema = TaskSchema.load(ROOT / "tasks" / "sp_calc")
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(tmp)
-        t0 = time.perf_counter()
-        for start in range(0, args.n, args.batch):
-            names = [f"conf_{i:06d}.cfg" for i in range(start, min(args.n, start + args.batch))]
-            store.transact(lambda root, names=names: create_runs(
-                root, schema, {"cfg_fname": names}, {"calculator": {"calculator": "emt"}}, run_name="bench"))
-        create_s = time.perf_counter() - t0
-
-        def finish(root, lo: int, hi: int) -> None:
-            runs = root.task_types["sp_calc"].runs
-            for i in range(lo, hi):
-                run = runs[i]
-                run.set_state("SUBMITTED", executor="local", executor_id=str(i))
-                run.set_state("RUNNING", host="node1")
-                if i % 10:
-                    run.push("energy", -3.5 - i * 1e-6)
-                    run.push("max_force", 0.1)
-                    run.set_state("FINISHED", exit_code=0)
-                else:
-                    run.set_state("FAILED", "exit code 1", exit_code=1)
-
-        t1 = time.perf_counter()
-        quarter = args.n // 4
-        for lo in range(1, quarter + 1, args.batch):
-            store.transact(finish, lo, min(quarter + 1, lo + args.batch))
-        update_s = time.perf_counter() - t1
+        create_s, update_s, quarter = populate(store, args.n, args.batch)
         store.close()
         size = os.path.getsize(WorkflowPaths(tmp).db_file)
 

@@ -153,10 +153,4 @@ def report(output: Path | None, html: bool, no_parity: bool, workflow_dir: str |
     with open_records(workflow_dir, run_name) as records:
         out_dir = output or records.directory / "report" / records.run_name
         result = build_report(records, out_dir, html=html, parity=not no_parity)
-    click.echo(result.text())
-    for name, path in result.figures.items():
-        click.echo(f"figure {name}: {path}")
-    for name, why in getattr(result, "skipped", {}).items():
-        click.echo(f"skipped {name}: {why}")
-    if result.html is not None:
-        click.echo(f"html: {result.html}")
+    click.echo(result.text(), nl=False)  # tables, then every figure (or why it was skipped)

@@ -2,9 +2,12 @@
 
 Why not ``cp autopot.fs``: the orchestrator (through its ZEO server) may append a
 transaction while the file is read, and a byte copy can end in the middle of one. We
-copy *transactions* instead (ZODB's ``copyTransactionsFrom``): from the live ZEO server
-when one serves the workflow, else from the file opened read-only (no lock; an
-in-progress transaction at its end is not copied). Every copied transaction is whole, so
+copy *transactions* instead (ZODB's ``copyTransactionsFrom``). The source is the
+FileStorage file itself, read by ZODB's ``FileIterator`` — it takes no lock, stops at the
+file's size when it started and at a transaction still being written (status ``c``) —
+so a live ZEO server is neither disturbed nor needed; 35x faster than iterating through
+ZEO's protocol. Only when the file is not on this machine (``$AUTOPOT_DB_ADDRESS`` names
+a remote server) do we iterate through the server. Every copied transaction is whole, so
 the copy is the database exactly as of its last transaction. The copy is then packed
 (old object revisions dropped: a run keeps its own state history), which also checks
 that every record in it can be read.
@@ -12,6 +15,7 @@ that every record in it can be read.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import Counter
@@ -48,18 +52,42 @@ class SnapshotInfo:
 
 def snapshot_database(workflow_dir: str | Path, dest: str | Path, *, pack: bool = True) -> SnapshotInfo:
     """Copy the database of ``workflow_dir`` into the new FileStorage ``dest``."""
-    from autopot.store.database import open_store
+    from autopot.store.database import WorkflowPaths, open_store
 
     dest = Path(dest)
     if dest.exists():
         raise StoreError("snapshot destination already exists", file=dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    source = open_store(workflow_dir, read_only=True, create=False)
-    try:
-        transactions = _copy_transactions(source.db.storage, dest)
-    finally:
-        source.close()
+    db_file = WorkflowPaths(workflow_dir).db_file
+    if db_file.is_file() and not os.environ.get("AUTOPOT_DB_ADDRESS"):
+        transactions = _copy_transactions(_FileSource(db_file), dest)
+    else:
+        source = open_store(workflow_dir, read_only=True, create=False)
+        try:
+            transactions = _copy_transactions(source.db.storage, dest)
+        finally:
+            source.close()
     return _finish(dest, transactions, pack)
+
+
+class _FileSource:
+    """A FileStorage file as a transaction source, without opening it as a storage."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def iterator(self) -> Any:
+        from ZODB.FileStorage import FileIterator
+
+        fs_log = logging.getLogger("ZODB.FileStorage")
+        level = fs_log.level
+        fs_log.setLevel(logging.ERROR)  # "truncated" at a transaction being written: expected here
+        it = FileIterator(str(self.path))
+        try:
+            yield from it
+        finally:
+            it.close()
+            fs_log.setLevel(level)
 
 
 def _copy_transactions(storage: Any, dest: Path) -> int:
