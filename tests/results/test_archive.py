@@ -49,6 +49,11 @@ def test_archive_with_a_connected_reader_restores_elsewhere(toy: Path, tmp_path:
         assert proc.returncode == 0, proc.stderr
         assert "files" in proc.stdout and "7 runs" in proc.stdout
         assert len(reader.root.task_types["work"].runs) == 6  # the reader is unaffected
+        # the same snapshot through the server's protocol (the path for a database on
+        # another machine) as from the file: same last transaction, same runs
+        remote = tmp_path / "remote.tar.gz"
+        proc = autopot("archive", str(remote), "-W", str(wf), env={"AUTOPOT_DB_ADDRESS": str(wf / "db" / "zeo.sock")})
+        assert proc.returncode == 0, proc.stderr
         reader.close()
     finally:
         stop_server(server.pid)
@@ -56,6 +61,12 @@ def test_archive_with_a_connected_reader_restores_elsewhere(toy: Path, tmp_path:
     verify = autopot("archive", "--verify", str(out))
     assert verify.returncode == 0, verify.stderr
     assert "OK" in verify.stdout
+    assert autopot("archive", "--verify", str(remote)).returncode == 0
+    with tarfile.open(out) as a, tarfile.open(remote) as b:
+        ma, mb = (json.load(t.extractfile("autopot-workflow/MANIFEST.json")) for t in (a, b))
+    assert ma["database"]["last_tid"] == mb["database"]["last_tid"]
+    assert ma["database"]["runs"] == mb["database"]["runs"]
+    assert ma["files"]["db/autopot.fs"] == mb["files"]["db/autopot.fs"]  # byte-identical copies
 
     dest = tmp_path / "elsewhere"
     restored = autopot("archive", "--extract", str(dest), str(out))
