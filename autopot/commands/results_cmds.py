@@ -118,6 +118,9 @@ def export(fmt: str, output: Path | None, train_label: str | None, from_sp_calc:
             images = ds.training_set(records, train, atom_types=atom_types)
             source = f"training set of {train.label}"
         kept = [a for a in images if filters.keep(a)]
+        if not kept:  # before writing: an empty file would pass for an empty training set
+            raise AutopotError(f"no configuration matched the filters (of {len(images)}: {source})",
+                               field="filters")
         if fmt == "colabfit":
             assert output is not None
             ex.write_colabfit(output, kept, records, source=source,
@@ -134,8 +137,6 @@ def export(fmt: str, output: Path | None, train_label: str | None, from_sp_calc:
                 ex.write_text(output, text)
     where_to = f" to {output}" if output is not None else ""
     click.echo(f"exported {len(kept)} of {len(images)} configurations ({source}){where_to}", err=True)
-    if not kept:
-        raise AutopotError("no configuration matched the filters", field="filters")
 
 
 @click.command()

@@ -146,8 +146,8 @@ def test_export_bad_input_is_one_line(finished_demo: Path, tmp_path: Path) -> No
         proc = autopot("export", "-W", str(finished_demo), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert expected in proc.stderr, (args, proc.stderr)
-        assert proc.stderr.strip().count("\n") <= 1, proc.stderr  # the count line, then the error
-    assert not (tmp_path / "none.xyz").exists() or (tmp_path / "none.xyz").stat().st_size == 0
+        assert proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "none.xyz").exists()
     proc = autopot("export", "-W", str(finished_demo), "--format", "colabfit")
     assert proc.returncode == 2 and "-o DIR" in proc.stderr
 
@@ -175,6 +175,9 @@ def test_archived_demo_restores_exports_and_guards_its_records(finished_demo: Pa
     assert a == b
     assert final_potential(restored).potential == restored / final_potential(finished_demo).potential.relative_to(
         wf_dir(finished_demo))
+    report = autopot("report", "-W", str(restored), "-o", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    assert "skipped" not in report.stdout and (tmp_path / "report" / "parity.png").is_file()
 
     # swap the last potential and rewrite the manifest to match: only the database can tell
     import hashlib
