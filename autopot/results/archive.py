@@ -261,6 +261,9 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
                 if not member.isfile():
                     continue
                 rel = member.name[len(top) + 1:]
+                if rel in hashes or (rel == MANIFEST and manifest is not None):
+                    # tar lets a later member replace an earlier one on extraction
+                    raise ArchiveError(f"refusing duplicate member {member.name!r}", field="member")
                 fh = tar.extractfile(member)
                 assert fh is not None
                 if rel == MANIFEST:

@@ -168,6 +168,17 @@ def test_tampered_archive_fails_verify(small_archive: Path, tmp_path: Path) -> N
     _rewrite(small_archive, missing, lambda i, d: None if i.name.endswith("work/1/result.txt") else (i, d))
     proc = autopot("archive", "--verify", str(missing))
     assert proc.returncode == 2 and "work/1/result.txt: missing" in proc.stderr
+    # a second member of the same name (extraction would keep the later one)
+    doubled = tmp_path / "doubled.tar.gz"
+    with tarfile.open(small_archive, "r:gz") as tin:
+        members = [(m, tin.extractfile(m).read()) for m in tin]
+    with tarfile.open(doubled, "w:gz") as tout:
+        (first,) = [m for m, _ in members if m.name.endswith("runs/work/1/result.txt")]
+        for m, data in [*members, (first, b"42")]:
+            m.size = len(data)
+            tout.addfile(m, io.BytesIO(data))
+    proc = autopot("archive", "--verify", str(doubled))
+    assert proc.returncode == 2 and "duplicate member" in proc.stderr
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(small_archive.read_bytes()[: small_archive.stat().st_size // 2])
     proc = autopot("archive", "--verify", str(truncated))
