@@ -239,3 +239,26 @@ def test_archive_bad_input_is_one_line(small_archive: Path, tmp_path: Path) -> N
     proc = autopot("archive", "--extract", str(dest), str(small_archive))
     assert proc.returncode == 2 and "exists already" in proc.stderr
     assert runs_json(dest / "autopot-workflow", "work")
+
+
+def test_full_history_keeps_every_revision(small_archive: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full.tar.gz"
+    proc = autopot("archive", str(full), "--full-history", "-W", str(tmp_path / "toy" / "motoko.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    assert autopot("archive", "--verify", str(full)).returncode == 0
+    manifests = []
+    for path in (small_archive, full):
+        with tarfile.open(path) as tar:
+            manifests.append(json.load(tar.extractfile("autopot-workflow/MANIFEST.json")))
+    packed, history = (m["database"] for m in manifests)
+    assert (packed["packed"], history["packed"]) == (True, False)
+    assert packed["last_tid"] == history["last_tid"] and packed["runs"] == history["runs"]
+    # the unpacked copy still holds the older revisions of a run (its state before FINISHED)
+    dest = tmp_path / "x"
+    assert autopot("archive", "--extract", str(dest), str(full)).returncode == 0
+    with Store.open_file(dest / "autopot-workflow" / "db" / "autopot.fs", read_only=True) as store:
+        run = store.root.task_types["work"].runs[1]
+        revisions = store.db.history(run._p_oid, size=100)
+    assert len(revisions) >= 3  # created, submitted, running, finished: several commits
+    assert history["transactions"] == packed["transactions"]
+    assert manifests[1]["files"]["db/autopot.fs"]["size"] > manifests[0]["files"]["db/autopot.fs"]["size"]
