@@ -674,3 +674,12 @@ def get_backend(name: str = "motep", mlp_binary: str | None = None, **options: A
             raise MTPError(f"unknown mlp backend option {unknown[0]!r}", field="backend")
         return MlpBackend(mlp_binary, **options)
     raise MTPError(f"unknown MTP backend {name!r}; use 'motep' or 'mlp'", field="backend")
+
+
+def backend_from_spec(spec: Mapping[str, Any] | None) -> MTPBackend:
+    """The backend a run space's ``mtp_backend`` names: ``{name: motep}`` (the default) or
+    ``{name: mlp, binary: /path/to/mlp}``; other keys are backend options."""
+    options = dict(spec or {"name": "motep"})
+    name = options.pop("name", "motep")
+    binary = options.pop("binary", None)
+    return get_backend(name, mlp_binary=binary, **options)

@@ -81,7 +81,7 @@ def create_archive(
 ) -> ArchiveResult:
     """Archive a workflow directory (live or finished) into ``out`` (.tar.gz), atomically."""
     from autopot.results.snapshot import snapshot_database
-    from autopot.results.source import iter_files
+    from autopot.store.files import iter_files
     from autopot.store.records import package_versions
 
     t0 = time.monotonic()
@@ -300,6 +300,7 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
 def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
                     manifest: dict[str, Any]) -> tuple[int, int, list[str]]:
     """Open the archived database; compare each run's recorded outputs with the archived files."""
+    from autopot.results.snapshot import run_counts
     from autopot.store.database import Store
 
     problems: list[str] = []
@@ -312,11 +313,8 @@ def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
         except AutopotError as exc:
             return 0, 0, [f"db/autopot.fs: {exc.message}"]
         try:
-            counts: dict[str, dict[str, int]] = {}
-            for name, task_type in store.root.task_types.items():
+            for task_type in store.root.task_types.values():
                 for run in task_type.runs.values():
-                    counts.setdefault(name, {}).setdefault(run.state, 0)
-                    counts[name][run.state] += 1
                     outputs = run.extra.get("outputs") or []
                     if not run.directory or run.state != "FINISHED" or not outputs:
                         continue
@@ -332,7 +330,7 @@ def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
                         elif hashes[rel][0] != recorded[0]:
                             problems.append(f"{rel}: differs from what the database recorded for {run.label}")
             expected = manifest.get("database", {}).get("runs")
-            if expected is not None and {k: dict(sorted(v.items())) for k, v in counts.items()} != expected:
+            if expected is not None and run_counts(store.root) != expected:
                 problems.append("db/autopot.fs: run counts differ from the manifest")
         finally:
             store.close()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autopot.errors import AutopotError
-from autopot.results.source import WorkflowRecords
+from autopot.results.source import WorkflowRecords, train_context
 from autopot.tasklib import RESULT, TRAINING_SET
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _chain_provenance(records: WorkflowRecords, train: Any) -> list[dict[str, An
     initial_file = Path(str(first.job.params.get("ts_fname", ""))).name
     out: list[dict[str, Any]] = [{"origin": "initial", "source_file": initial_file}] * max(n_initial, 0)
     for run in chain:
-        context = dict((run.job.params.get("train_args") or {}).get("context") or {})
+        context = train_context(run)
         for sp_id in run.job.params.get("sp_calc_ids") or []:
             out.append({"sp_calc_id": int(sp_id), "train": run.label, **context})
     return out
@@ -153,7 +153,7 @@ def _consumers(records: WorkflowRecords) -> dict[int, dict[str, Any]]:
     """sp_calc id -> provenance of the first train run that added it."""
     out: dict[int, dict[str, Any]] = {}
     for run in records.runs("train"):
-        context = dict((run.job.params.get("train_args") or {}).get("context") or {})
+        context = train_context(run)
         for sp_id in run.job.params.get("sp_calc_ids") or []:
             out.setdefault(int(sp_id), {"sp_calc_id": int(sp_id), "train": run.label, **context})
     return out

@@ -136,11 +136,19 @@ def colabfit_metadata(images: Sequence[Atoms], records: WorkflowRecords, *, sour
 def _calculators(images: Sequence[Atoms], records: WorkflowRecords) -> dict[str, dict[str, Any]]:
     """Distinct reference calculators of the exported configurations (by description)."""
     out: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for atoms in images:
         label = atoms.info.get("autopot_sp_calc")
         if not label:
             continue
         run = records.run(label)
+        # the same spec and input file (by its recorded sha256) describe alike: read each once
+        pot = run.job.params.get("pot_fname")
+        key = json.dumps([run.params.get("calculator"), run.manifest.get(Path(str(pot)).name) if pot else None],
+                         sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
         desc = describe_calculator(run, records.directory / run.directory if run.directory else None)
         out.setdefault(json.dumps(desc, sort_keys=True, default=str), desc)
     if not out:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autopot.results.source import WorkflowRecords
+from autopot.results.source import WorkflowRecords, train_context
+from autopot.tasklib import POTENTIAL, TRAINING_SET
 
 GPA_PER_EV_A3 = 160.21766208  # same factor as autopot.mtp.backend (not imported: numpy-free import)
 DPI = 110
@@ -173,14 +174,6 @@ def _int(value: Any) -> int | None:
     return None if value is None or isinstance(value, bool) else int(value)
 
 
-def _duration(run: Any) -> float | None:
-    return float(run.ended - run.started) if run.started and run.ended else None
-
-
-def _context(run: Any) -> dict[str, Any]:
-    return dict((run.job.params.get("train_args") or {}).get("context") or {})
-
-
 def stage_label(context: dict[str, Any]) -> str:
     """Short tick label of a train run: ``calc_ts``, ``sel 10``, ``sel 10 #2``, ``md 3``."""
     stage = str(context.get("stage", "?"))
@@ -231,8 +224,8 @@ def _workflow_info(records: WorkflowRecords, trains: list[Any]) -> dict[str, Any
         pass
     if last is not None and last.directory:
         run_dir = records.run_dir(last)
-        info["potential"] = _relative(run_dir / "pot.mtp", records.directory)
-        info["training_set"] = _relative(run_dir / "ts.cfg", records.directory)
+        info["potential"] = _relative(run_dir / POTENTIAL, records.directory)
+        info["training_set"] = _relative(run_dir / TRAINING_SET, records.directory)
     if trains and trains[-1].state != "FINISHED":
         info["latest_train"] = f"{trains[-1].label} {trains[-1].state}"
     return info
@@ -241,7 +234,7 @@ def _workflow_info(records: WorkflowRecords, trains: list[Any]) -> dict[str, Any
 def _iterations_table(trains: list[Any]) -> list[dict[str, Any]]:
     rows = []
     for run in trains:
-        ctx = _context(run)
+        ctx = train_context(run)
         q = run.quantities
         rows.append({
             "train": run.label,
@@ -259,7 +252,7 @@ def _iterations_table(trains: list[Any]) -> list[dict[str, Any]]:
             "stress_rmse_GPa": _num(q.get("stress_rmse")),
             "stress_mae_GPa": _num(q.get("stress_mae")),
             "fit_s": _num(q.get("train_wall_s")),
-            "wall_s": _duration(run),
+            "wall_s": run.get("duration"),
         })
     return rows
 
@@ -269,7 +262,7 @@ def _potential_label(pot_fname: Any, train_dirs: dict[str, str]) -> str:
     its stored relative directory, so it works on a moved workflow), else the file name."""
     text = str(pot_fname or "").replace("\\", "/")
     for directory, label in train_dirs.items():
-        if text == f"{directory}/pot.mtp" or text.endswith(f"/{directory}/pot.mtp"):
+        if text == f"{directory}/{POTENTIAL}" or text.endswith(f"/{directory}/{POTENTIAL}"):
             return label
     return Path(text).name if text else ""
 
@@ -338,17 +331,15 @@ def _selection_table(records: WorkflowRecords, trains: list[Any]
     return rows, sets + list(md_sets.values())
 
 
-def _task_names(records: WorkflowRecords) -> list[str]:
-    names = [t for t in TASK_ORDER if records.runs(t)]
-    return names + sorted(t for t in records.root.task_types if t not in TASK_ORDER and records.runs(t))
-
-
 def _tasks_table(records: WorkflowRecords) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
     rows, walls = [], {}
-    for task in _task_names(records):
+    names = [*TASK_ORDER, *sorted(t for t in records.root.task_types if t not in TASK_ORDER)]
+    for task in names:
         runs = records.runs(task)
+        if not runs:
+            continue
         states = [r.state for r in runs]
-        durations = [d for r in runs if r.state == "FINISHED" and (d := _duration(r)) is not None]
+        durations = [d for r in runs if r.state == "FINISHED" and (d := r.get("duration")) is not None]
         walls[task] = durations
         rows.append({
             "task": task, "runs": len(runs),
@@ -554,7 +545,7 @@ def _parity(records: WorkflowRecords, report: Report, path: Path) -> str | None:
     backend that trained it; fills ``report.tables["parity"]``."""
     import numpy as np
 
-    from autopot.mtp.backend import compute_errors, get_backend
+    from autopot.mtp.backend import backend_from_spec, compute_errors
     from autopot.mtp.cfg import read_cfg
 
     finished = records.runs("train", finished_only=True)
@@ -564,16 +555,16 @@ def _parity(records: WorkflowRecords, report: Report, path: Path) -> str | None:
     if not run.directory:
         return f"{run.label} has no run directory"
     run_dir = records.run_dir(run)
-    pot, ts = run_dir / "pot.mtp", run_dir / "ts.cfg"
+    pot, ts = run_dir / POTENTIAL, run_dir / TRAINING_SET
     for f in (pot, ts):
         if not f.is_file():
             return f"{run.label}: {_relative(f, records.directory)} is missing"
     atom_types = records.atom_types(run)
-    spec = dict(run.params.get("mtp_backend") or {"name": "motep"})
-    name, binary = spec.pop("name", "motep"), spec.pop("binary", None)
+    spec = run.params.get("mtp_backend") or {"name": "motep"}
+    name = spec.get("name", "motep")
     scratch = report.out_dir / ".parity-work"  # mlp writes files: keep them inside out_dir
     try:
-        backend = get_backend(name, mlp_binary=binary, **spec)
+        backend = backend_from_spec(spec)
         if getattr(backend, "name", "") == "mlp":
             predicted = backend.calc_efs(pot, ts, atom_types, workdir=scratch)  # type: ignore[call-arg]
         else:

@@ -145,8 +145,7 @@ def _finish(dest: Path, transactions: int, pack: bool) -> SnapshotInfo:
         storage.close()
         _remove_storage_files(dest)
         raise StoreError(f"the database copy does not read back: {type(exc).__name__}: {exc}", file=dest) from None
-    for suffix in (".index", ".lock", ".tmp", ".old"):
-        Path(str(dest) + suffix).unlink(missing_ok=True)
+    _remove_storage_files(dest, keep_data=True)
     return SnapshotInfo(
         path=dest,
         last_tid=tid_repr(last_tid),
@@ -158,23 +157,26 @@ def _finish(dest: Path, transactions: int, pack: bool) -> SnapshotInfo:
     )
 
 
+def run_counts(root: Any) -> dict[str, dict[str, int]]:
+    """task -> state -> number of runs, counted from the runs themselves (not the state
+    index), so that comparing two counts also checks the records."""
+    return {name: dict(sorted(Counter(r.state for r in t.runs.values()).items()))
+            for name, t in root.task_types.items()}
+
+
 def _describe(db: Any) -> dict[str, Any]:
     conn = db.open()
     try:
         root = conn.root().get("autopot")
         if root is None:
             raise StoreError("no autopot data in the database")
-        runs = {name: dict(sorted(Counter(r.state for r in t.runs.values()).items()))
-                for name, t in root.task_types.items()}
-        return {"runs": runs, "workflow_runs": sorted(root.workflow_runs)}
+        return {"runs": run_counts(root), "workflow_runs": sorted(root.workflow_runs)}
     finally:
         conn.close()
 
 
-def _remove_storage_files(path: Path) -> None:
-    for suffix in ("", ".index", ".lock", ".tmp", ".old", ".pack"):
-        try:
-            os.unlink(str(path) + suffix)
-        except FileNotFoundError:
-            pass
+def _remove_storage_files(path: Path, *, keep_data: bool = False) -> None:
+    """FileStorage's side files (index, lock, ...), and the data file unless ``keep_data``."""
+    for suffix in ("", ".index", ".lock", ".tmp", ".old", ".pack")[1 if keep_data else 0:]:
+        Path(str(path) + suffix).unlink(missing_ok=True)
 

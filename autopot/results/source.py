@@ -8,7 +8,6 @@ directory, and nothing here follows the absolute input paths recorded in job par
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +87,12 @@ class WorkflowRecords:
         self.close()
 
 
+def train_context(run: Any) -> dict[str, Any]:
+    """Stage, iteration and threshold of a train run, as the stages recorded them in its
+    job's ``train_args["context"]`` (empty for train runs made by hand)."""
+    return dict((run.job.params.get("train_args") or {}).get("context") or {})
+
+
 def open_records(workflow_dir: str | Path | None = None, run_name: str | None = None) -> WorkflowRecords:
     """Open a workflow directory (or its motoko.yaml) read-only; default run: the latest."""
     from autopot.locate import resolve_workflow_dir
@@ -111,14 +116,3 @@ def open_records(workflow_dir: str | Path | None = None, run_name: str | None = 
         raise
     return WorkflowRecords(directory=directory, store=store, run_name=run_name)
 
-
-def iter_files(directory: Path) -> Iterator[Path]:
-    """Regular files below ``directory`` in a stable order (symlinks are not followed)."""
-    import os
-
-    for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if path.is_file() and not path.is_symlink():
-                yield path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,21 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def manifest(directory: str | Path) -> dict[str, tuple[str, int]]:
-    """``{relative path: (sha256, size)}`` for every regular file below ``directory``."""
-    directory = Path(directory)
-    out: dict[str, tuple[str, int]] = {}
+def iter_files(directory: str | Path, skip_dirs: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """Regular files below ``directory`` in a stable order; symlinks are not followed."""
     for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if path.is_file() and not path.is_symlink():
-                out[str(path.relative_to(directory))] = (sha256_file(path), path.stat().st_size)
-    return out
+                yield path
+
+
+def manifest(directory: str | Path) -> dict[str, tuple[str, int]]:
+    """``{relative path: (sha256, size)}`` for every regular file below ``directory``."""
+    directory = Path(directory)
+    return {str(path.relative_to(directory)): (sha256_file(path), path.stat().st_size)
+            for path in iter_files(directory, frozenset({"__pycache__"}))}
 
 
 def write_marker(run_dir: Path, data: dict[str, Any]) -> None:

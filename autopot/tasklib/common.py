@@ -26,9 +26,6 @@ def local_inputs(ctx: Any, name: str) -> list[Path]:
 
 def backend_of(ctx: Any) -> Any:
     """The MTP backend named by the run space (``{name: motep}`` or ``{name: mlp, binary: ...}``)."""
-    from autopot.mtp.backend import get_backend
+    from autopot.mtp.backend import backend_from_spec
 
-    spec = dict(ctx.params.get("mtp_backend") or {"name": "motep"})
-    name = spec.pop("name", "motep")
-    binary = spec.pop("binary", None)
-    return get_backend(name, mlp_binary=binary, **spec)
+    return backend_from_spec(ctx.params.get("mtp_backend"))
