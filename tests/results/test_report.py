@@ -19,10 +19,9 @@ import pytest
 from autopot.results.report import FIGURES, Report, build_report
 from autopot.results.source import open_records
 
-from .conftest import autopot
+from .conftest import TOY, autopot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TOY = Path(__file__).resolve().parents[1] / "engine" / "toy"
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
