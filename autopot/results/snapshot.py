@@ -60,18 +60,25 @@ def snapshot_database(workflow_dir: str | Path, dest: str | Path, *, pack: bool 
     dest.parent.mkdir(parents=True, exist_ok=True)
     db_file = WorkflowPaths(workflow_dir).db_file
     if db_file.is_file() and not os.environ.get("AUTOPOT_DB_ADDRESS"):
-        transactions = _copy_transactions(_FileSource(db_file), dest)
+        transactions = _copy_transactions(_FileSource(db_file), dest, str(db_file))
     else:
         source = open_store(workflow_dir, read_only=True, create=False)
         try:
-            transactions = _copy_transactions(source.db.storage, dest)
+            transactions = _copy_transactions(source.db.storage, dest, source.description)
         finally:
             source.close()
     return _finish(dest, transactions, pack)
 
 
 class _FileSource:
-    """A FileStorage file as a transaction source, without opening it as a storage."""
+    """A FileStorage file as a transaction source, without opening it as a storage.
+
+    A transaction still being written ends the iteration silently (status ``c``): that
+    is the live case. Anything FileIterator only *warns* about — a transaction running
+    past the end of the file, an invalid header, time stamps going backwards — means the
+    file is damaged, and copying the part before it would pass off a shortened history
+    as the whole database; it becomes an error naming the file.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -80,28 +87,54 @@ class _FileSource:
         from ZODB.FileStorage import FileIterator
 
         fs_log = logging.getLogger("ZODB.FileStorage")
-        level = fs_log.level
-        fs_log.setLevel(logging.ERROR)  # "truncated" at a transaction being written: expected here
-        it = FileIterator(str(self.path))
+        damage = _Collect()
+        fs_log.addHandler(damage)
+        propagate, fs_log.propagate = fs_log.propagate, False  # reported below, as one line
         try:
-            yield from it
+            it = FileIterator(str(self.path))
+            try:
+                for txn in it:
+                    damage.check(self.path)
+                    yield txn
+                damage.check(self.path)
+            finally:
+                it.close()
         finally:
-            it.close()
-            fs_log.setLevel(level)
+            fs_log.removeHandler(damage)
+            fs_log.propagate = propagate
 
 
-def _copy_transactions(storage: Any, dest: Path) -> int:
-    """copyTransactionsFrom, counting the transactions; the destination is removed on failure."""
+class _Collect(logging.Handler):
+    """Keeps the warnings FileIterator logs while it reads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def check(self, path: Path) -> None:
+        if self.messages:
+            detail = self.messages[0].replace(str(path), "").strip()
+            raise StoreError(f"database file is damaged: {detail}", file=path)
+
+
+def _copy_transactions(storage: Any, dest: Path, source: str) -> int:
+    """copyTransactionsFrom, counting the transactions; the destination is removed on
+    failure, and the error names the ``source`` that could not be read."""
     from ZODB.FileStorage import FileStorage
 
     target = FileStorage(str(dest), create=True)
     counted = _Counting(storage)
     try:
         target.copyTransactionsFrom(counted)
-    except Exception as exc:
+    except BaseException as exc:
         target.close()
         _remove_storage_files(dest)
-        raise StoreError(f"cannot copy the database: {type(exc).__name__}: {exc}", file=dest) from None
+        if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+            raise
+        raise StoreError(f"cannot copy the database: {type(exc).__name__}: {exc}", file=source) from None
     target.close()
     return counted.count
 

@@ -228,6 +228,19 @@ def test_archive_bad_input_is_one_line(small_archive: Path, tmp_path: Path) -> N
     proc = autopot("archive", str(small_archive), "-W", str(tmp_path / "toy" / "motoko.yaml"))
     assert proc.returncode == 2 and "exists already" in proc.stderr
     assert hashlib.sha256(small_archive.read_bytes()).hexdigest() == digest
+    # a damaged database (its last transaction cut short) is refused, not archived without it
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "toy" / "autopot-workflow", damaged)
+    fs = damaged / "db" / "autopot.fs"
+    fs.write_bytes(fs.read_bytes()[:-10])  # inside the last transaction (its tail length is 8 bytes)
+    for name in ("autopot.fs.index", "zeo.sock"):
+        (damaged / "db" / name).unlink(missing_ok=True)
+    cut = hashlib.sha256(fs.read_bytes()).hexdigest()
+    proc = autopot("archive", str(tmp_path / "damaged.tar.gz"), "-W", str(damaged))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{fs}: database file is damaged: truncated" in proc.stderr
+    assert not (tmp_path / "damaged.tar.gz").exists() and not list(tmp_path.glob(".damaged.tar.gz.*"))
+    assert hashlib.sha256(fs.read_bytes()).hexdigest() == cut
     # not an archive at all
     junk = tmp_path / "junk.tar.gz"
     junk.write_text("not a tarball\n")
