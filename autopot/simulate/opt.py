@@ -1,0 +1,36 @@
+"""OPT: relax a structure with an ASE optimizer, optionally with its cell and symmetry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from autopot.simulate.common import atoms_to_dict, check_relax, relax
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+DEFAULTS: dict[str, Any] = {"optimizer": "BFGS", "filter": "none", "fmax": 0.01, "steps": 1000,
+                            "symmetry": False}
+
+
+def check(params: dict[str, Any]) -> dict[str, Any]:
+    p = {**DEFAULTS, **params}
+    check_relax("", p["optimizer"], p["fmax"], p["steps"], p["filter"])
+    return p
+
+
+def run(atoms: Atoms, calculator: Any, *, optimizer: str = "BFGS", filter: str = "none",  # noqa: A002
+        fmax: float = 0.01, steps: int = 1000, symmetry: bool = False) -> dict[str, Any]:
+    """Relaxed structure, energy, steps taken and whether ``fmax`` was reached."""
+    check({"optimizer": optimizer, "filter": filter, "fmax": fmax, "steps": steps,
+           "symmetry": symmetry})
+    work = atoms.copy()
+    out = relax(work, calculator, optimizer=optimizer, fmax=fmax, steps=steps, cell_filter=filter,
+                symmetry=symmetry)
+    out.update({
+        "energy_per_atom": out["energy"] / len(work),
+        "volume": float(work.get_volume()) if work.cell.rank == 3 else None,
+        "natoms": len(work),
+        "structure": atoms_to_dict(work),
+    })
+    return out
