@@ -25,6 +25,8 @@ from autopot.errors import MTPError
 
 from .activeset import SELECT_THRESHOLD, SWAP_THRESHOLD, ActiveSet, MaxVol, jacobian_rows
 from .atom_types import parse_atom_types, species_list
+from .error_report import GPA_PER_EV_A3, compute_errors, parse_mlp_errors  # noqa: F401 - re-exported
+from .train_options import CONV_WINDOW, resolve_train_args
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -33,15 +35,15 @@ log = logging.getLogger(__name__)
 
 PathLike = str | Path
 Configs = PathLike | Sequence["Atoms"]
-GPA_PER_EV_A3 = 160.21766208
 
 
 @dataclass
 class TrainResult:
     """A trained potential and its training-set errors.
 
-    Errors: energy per atom (eV/atom), forces per component (eV/A), stress per component
-    (GPa), as MLIP-2 reports them.
+    ``errors``: MLIP-2's definitions and keys of :func:`.error_report.compute_errors`
+    (``energy_rmse_per_atom`` eV/atom, ``forces_rmse`` eV/A, ``stress_rmse`` GPa, ...);
+    ``iterations``: BFGS iterations run (None when the backend does not say).
     """
 
     potential: Path
@@ -51,6 +53,7 @@ class TrainResult:
     active_set: Path | None = None
     workdir: Path | None = None
     log: Path | None = None
+    iterations: int | None = None
 
 
 @dataclass
@@ -101,28 +104,6 @@ def check_species(images: Sequence[Atoms], atom_types: Mapping[str, int], specie
                 msg = (f"configuration {k} contains {sym}, which atom_types "
                        f"{','.join(f'{s}={t}' for s, t in atom_types.items())} does not map")
             raise MTPError(msg, file=file, field="atom_types")
-
-
-def compute_errors(reference: Sequence[Atoms], predicted: Sequence[Atoms]) -> dict[str, float]:
-    """MAE/RMSE of energy per atom, force components and stress components (GPa)."""
-    de, df, ds = [], [], []
-    for ref, pred in zip(reference, predicted, strict=True):
-        r = ref.calc.results if ref.calc is not None else {}
-        p = pred.calc.results
-        if "energy" in r:
-            de.append((p["energy"] - r["energy"]) / len(ref))
-        if "forces" in r:
-            df.append((np.asarray(p["forces"]) - r["forces"]).ravel())
-        if "stress" in r and "stress" in p:
-            ds.append((np.asarray(p["stress"]) - np.asarray(r["stress"])).ravel() * GPA_PER_EV_A3)
-    out: dict[str, float] = {}
-    for name, parts in (("energy", de), ("forces", df), ("stress", ds)):
-        arr = np.concatenate([np.atleast_1d(x) for x in parts]) if parts else np.zeros(0)
-        suffix = "_per_atom" if name == "energy" else ""
-        out[f"{name}_mae{suffix}"] = float(np.mean(np.abs(arr))) if arr.size else float("nan")
-        out[f"{name}_rmse{suffix}"] = float(np.sqrt(np.mean(arr**2))) if arr.size else float("nan")
-        out[f"{name}_max{suffix}"] = float(np.max(np.abs(arr))) if arr.size else float("nan")
-    return out
 
 
 class MTPBackend(ABC):
@@ -284,6 +265,26 @@ class ShardedLoss:
         self.close()
 
 
+class ConvergenceStop:
+    """scipy ``minimize`` callback: stop once the loss fell by less than ``tol`` (relative)
+    over the last :data:`CONV_WINDOW` iterations, MLIP-2's ``--bfgs-conv-tol`` rule; BFGS
+    otherwise keeps creeping for hundreds of iterations that change no error figure."""
+
+    def __init__(self, tol: float, window: int = CONV_WINDOW) -> None:
+        self.tol, self.window = tol, window
+        self.history: list[float] = []
+        self.converged = False
+
+    def __call__(self, intermediate_result) -> None:
+        self.history.append(float(intermediate_result.fun))
+        if self.tol <= 0 or len(self.history) <= self.window:
+            return
+        old, new = self.history[-1 - self.window], self.history[-1]
+        if old > 0 and (old - new) / old < self.tol:
+            self.converged = True
+            raise StopIteration
+
+
 class MotepBackend(MTPBackend):
     """motep for evaluation and training; our MLIP-2-compatible active set for grading."""
 
@@ -295,20 +296,17 @@ class MotepBackend(MTPBackend):
 
     def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
               atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
-              max_iter: int = 1000, seed: int | None = 0, energy_weight: float = 1.0,
-              force_weight: float = 0.01, stress_weight: float = 0.001,
-              method: str = "BFGS", lls: bool = True, save_active_set: bool = True,
-              **extra: Any) -> TrainResult:
-        """LLS for the linear coefficients, then scipy ``method`` on all of them (MLIP-2's
-        default loss weights 1/0.01/0.001).  Writes ``out_pot`` and its active set."""
+              **train_args: Any) -> TrainResult:
+        """LLS for the linear coefficients, then scipy BFGS on all of them until converged
+        (``conv_tol``) or ``max_iter``; options, defaults and ranges from
+        :data:`.train_options.TRAIN_OPTIONS`.  Writes ``out_pot`` and its active set."""
         from motep.loss import LossFunction, LossSetting
         from motep.optimizers import make_optimizer
         from scipy.optimize import minimize
 
         from .mtpfile import activeset_path, is_trained, write_mtp
 
-        if extra:
-            raise MTPError(f"unknown training option {sorted(extra)[0]!r}", field="train_args")
+        opt = resolve_train_args(train_args)
         types = parse_atom_types(atom_types)
         images = load_configs(training_set, types, "training_set")
         if not images:
@@ -327,13 +325,16 @@ class MotepBackend(MTPBackend):
 
             w.calc = SinglePointCalculator(w, **{k: np.copy(v) for k, v in a.calc.results.items()
                                                   if k in ("energy", "forces", "stress")})
-        rng = np.random.default_rng(seed)
+        max_iter, method = opt["max_iter"], opt["method"]
+        rng = np.random.default_rng(opt["seed"])
         fresh = not is_trained(data)
         data.initialize(rng)
-        setting = LossSetting(energy_weight=energy_weight, forces_weight=force_weight,
-                              stress_weight=stress_weight)
+        setting = LossSetting(energy_weight=opt["energy_weight"],
+                              forces_weight=opt["force_weight"],
+                              stress_weight=opt["stress_weight"])
         steps: list[dict] = []
-        if lls and fresh:
+        nit: int | None = None
+        if opt["lls"] and fresh:
             loss = LossFunction(work, data, setting, engine="cext")
             step = {"method": "LLS"}
             make_optimizer("LLS")(loss, **step).optimize()
@@ -344,12 +345,18 @@ class MotepBackend(MTPBackend):
             if method.upper() == "L-BFGS-B":  # default tolerances stop after a few steps
                 opts.update(ftol=1e-14, gtol=1e-10, maxfun=10 * int(max_iter))
             data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
+            stop = ConvergenceStop(opt["conv_tol"])
             with ShardedLoss(work, data, setting, n_jobs=self.n_jobs) as fun:
-                res = minimize(fun, data.parameters, jac=True, method=method, options=opts)
+                res = minimize(fun, data.parameters, jac=True, method=method, options=opts,
+                               callback=stop)
             data.parameters = res.x
-            steps.append({"method": method, "options": opts, "nit": int(res.nit),
+            nit = int(res.nit)
+            steps.append({"method": method, "options": opts, "nit": nit,
                           "nfev": int(res.nfev), "loss": float(res.fun),
+                          "converged": stop.converged, "conv_tol": opt["conv_tol"],
                           "shards": fun.n_shards})
+            log.info("%s: %d iterations, loss %.6g%s", method, nit, float(res.fun),
+                     " (converged)" if stop.converged else "")
         # after LLS-only runs ``optimized`` is the last step's subset: reset for grading
         data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
         out_pot = Path(out_pot)
@@ -357,7 +364,7 @@ class MotepBackend(MTPBackend):
         predicted = self.calc_efs(out_pot, images, types)
         errors = compute_errors(images, predicted)
         als_path = None
-        if save_active_set:
+        if opt["save_active_set"]:
             get_active_set(out_pot, images, types, mode=self.mode, n_jobs=self.n_jobs, save=True)
             als_path = activeset_path(out_pot)
         wall = time.perf_counter() - t0
@@ -371,7 +378,8 @@ class MotepBackend(MTPBackend):
                                            "wall_seconds": wall, "steps": steps}, indent=1))
         return TrainResult(potential=out_pot, errors=errors, n_configs=len(images),
                            wall_seconds=wall, active_set=als_path,
-                           workdir=Path(workdir) if workdir else None, log=logpath)
+                           workdir=Path(workdir) if workdir else None, log=logpath,
+                           iterations=nit)
 
     def calc_efs(self, pot: PathLike, configs: Configs,
                  atom_types: str | Mapping[str, int]) -> list[Atoms]:
@@ -446,60 +454,25 @@ class MotepBackend(MTPBackend):
 # ----------------------------------------------------------------------------------------
 # MLIP-2 mlp
 # ----------------------------------------------------------------------------------------
-_ERROR_SECTIONS = {
-    "Energy per atom": "energy",
-    "Forces": "forces",
-    "Virial stresses (in pressure units)": "stress",
-    "Stresses (in pressure units)": "stress",
-}
-_ERROR_LINES = {"Maximal absolute difference": "max", "Average absolute difference": "mae",
-                "RMS     absolute difference": "rmse", "RMS absolute difference": "rmse"}
-
-
-def parse_mlp_errors(text: str) -> dict[str, float]:
-    """Errors from the last MLIP-2 "Errors report" block (``mlp train``/``calc-errors``).
-
-    Keys as :func:`compute_errors`: energy per atom, forces, and stress in GPa (the
-    "Virial stresses (in pressure units)" section).
-    """
-    start = text.rfind("Errors report")
-    if start < 0:
-        raise MTPError("no 'Errors report' block in mlp output", field="mlp output")
-    out: dict[str, float] = {}
-    section = None
-    for raw in text[start:].splitlines()[1:]:
-        line = raw.strip()
-        if line.endswith(":") and not line.startswith("Errors checked"):
-            section = _ERROR_SECTIONS.get(line[:-1])
-            continue
-        if section is None or "=" not in line:
-            continue
-        key, _, val = (s.strip() for s in line.partition("="))
-        stat = _ERROR_LINES.get(" ".join(key.split()) if key not in _ERROR_LINES else key)
-        if stat is None:
-            continue
-        suffix = "_per_atom" if section == "energy" else ""
-        try:
-            out[f"{section}_{stat}{suffix}"] = float(val)
-        except ValueError:
-            raise MTPError(f"cannot parse {line!r}", field="mlp output") from None
-    if "energy_rmse_per_atom" not in out:
-        raise MTPError("mlp errors report has no 'Energy per atom' section", field="mlp output")
-    return out
-
-
 class MlpBackend(MTPBackend):
     """MLIP-2's ``mlp`` binary: arguments as a list (never a shell string), every call's
     output kept as ``<workdir>/mlp_<command>.log``."""
 
     name = "mlp"
 
+    #: commands run under ``launcher``: MLIP-2 parallelises training over MPI ranks; its
+    #: calc-efs/calc-grade/select-add are serial (under MPI each rank would write its own
+    #: share of the output, ``out.cfg_<rank>``, or race on ``state.als``)
+    LAUNCHED = ("train",)
+
     def __init__(self, binary: str | None = None, launcher: Sequence[str] | None = None) -> None:
-        """``launcher`` prefixes every command, e.g. ``["mpirun", "-n", "2"]``."""
+        """``launcher`` prefixes ``mlp train``, e.g. ``["mpirun", "-n", "4"]`` or ``["srun"]``
+        (from the run space: ``mtp_backend: {name: mlp, binary: ..., launcher: [...]}``)."""
         self.binary = self.resolve(binary)
-        if isinstance(launcher, str):
+        if isinstance(launcher, str) or (launcher is not None and not all(
+                isinstance(a, str | int) for a in launcher)):
             raise MTPError("launcher must be a list of arguments, not a shell string",
-                           field="mlp_launcher")
+                           field="mtp_backend.launcher")
         self.launcher = [str(a) for a in launcher] if launcher else []
 
     @staticmethod
@@ -515,8 +488,10 @@ class MlpBackend(MTPBackend):
         return found
 
     def command(self, cmd: str, *args: PathLike, **options: Any) -> list[str]:
-        """``[mlp, cmd, args..., --key=value...]``; ``True`` flags become ``--key``."""
-        argv = [*self.launcher, self.binary, cmd, *(str(a) for a in args)]
+        """``[launcher..., mlp, cmd, args..., --key=value...]``; ``True`` flags become
+        ``--key``; the launcher only for :attr:`LAUNCHED` commands."""
+        launcher = self.launcher if cmd in self.LAUNCHED else []
+        argv = [*launcher, self.binary, cmd, *(str(a) for a in args)]
         for key, value in options.items():
             if value is None or value is False:
                 continue
@@ -525,8 +500,9 @@ class MlpBackend(MTPBackend):
         return argv
 
     def run(self, argv: list[str], workdir: Path) -> str:
+        """Run ``argv`` in ``workdir`` (created by :meth:`_workdir`), output to a log."""
         workdir.mkdir(parents=True, exist_ok=True)
-        cmd = argv[len(self.launcher) + 1]
+        cmd = argv[argv.index(self.binary) + 1]
         logfile = workdir / f"mlp_{cmd}.log"
         with open(logfile, "w", encoding="utf-8") as fh:
             proc = subprocess.run(argv, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
@@ -541,9 +517,18 @@ class MlpBackend(MTPBackend):
 
     @staticmethod
     def _workdir(workdir: PathLike | None, what: str) -> Path:
+        """An existing, absolute work directory: every input is written into it before
+        ``mlp`` runs there (select-add and calc-grade also write ``state.als`` and
+        ``selected.cfg`` into their cwd), so it is created here, once, for every call."""
         if workdir is None:
             return Path(tempfile.mkdtemp(prefix=f"autopot-mlp-{what}-"))
-        return Path(workdir)
+        path = Path(workdir).resolve()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MTPError(f"cannot create the mlp work directory: {exc.strerror}",
+                           file=str(path)) from None
+        return path
 
     @staticmethod
     def _as_cfg(configs: Configs, types: Mapping[str, int], path: Path, what: str
@@ -565,28 +550,37 @@ class MlpBackend(MTPBackend):
 
     def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
               atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
-              max_iter: int = 1000, energy_weight: float = 1.0, force_weight: float = 0.01,
-              stress_weight: float = 0.001, save_active_set: bool = True,
-              **extra: Any) -> TrainResult:
+              **train_args: Any) -> TrainResult:
+        """``mlp train`` with the options of :data:`.train_options.TRAIN_OPTIONS` mapped to
+        mlp's flags (``seed`` has no mlp counterpart; ``method`` must be BFGS)."""
+        opt = resolve_train_args(train_args)
+        if opt["method"] != "BFGS":
+            raise MTPError(f"mlp trains with BFGS only, not {opt['method']!r}",
+                           field="train_args.method")
         types = parse_atom_types(atom_types)
         wd = self._workdir(workdir, "train")
         ts, images = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
         out_pot = Path(out_pot).resolve()
         t0 = time.perf_counter()
         argv = self.command("train", Path(pot).resolve(), ts, trained_pot_name=out_pot,
-                            max_iter=max_iter, energy_weight=energy_weight,
-                            force_weight=force_weight, stress_weight=stress_weight, **extra)
+                            max_iter=opt["max_iter"], bfgs_conv_tol=opt["conv_tol"],
+                            energy_weight=opt["energy_weight"],
+                            force_weight=opt["force_weight"],
+                            stress_weight=opt["stress_weight"], skip_preinit=not opt["lls"])
         text = self.run(argv, wd)
         errors = parse_mlp_errors(text)
+        main = text[text.rfind("BFGS iterations count set to"):]  # after the pre-training
+        iters = [ln for ln in main.splitlines() if ln.startswith("BFGS iter ")]
         als_path = None
-        if save_active_set:
+        if opt["save_active_set"]:
             from .mtpfile import activeset_path
 
             get_active_set(out_pot, images, types, save=True)
             als_path = activeset_path(out_pot)
         return TrainResult(potential=out_pot, errors=errors, n_configs=len(images),
                            wall_seconds=time.perf_counter() - t0, active_set=als_path,
-                           workdir=wd, log=wd / "mlp_train.log")
+                           workdir=wd, log=wd / "mlp_train.log",
+                           iterations=len(iters) if iters else None)
 
     def calc_efs(self, pot: PathLike, configs: Configs, atom_types: str | Mapping[str, int],
                  *, workdir: PathLike | None = None) -> list[Atoms]:

@@ -10,7 +10,13 @@ import pytest
 
 from autopot.errors import MTPError
 from autopot.mtp import get_backend, write_cfg
-from autopot.mtp.backend import MlpBackend, grades_from_cfg, indices_from_cfg, parse_mlp_errors
+from autopot.mtp.backend import (
+    MlpBackend,
+    backend_from_spec,
+    grades_from_cfg,
+    indices_from_cfg,
+    parse_mlp_errors,
+)
 from autopot.mtp.cfg import read_cfg
 
 from .conftest import ATOM_TYPES, emt_configs
@@ -100,7 +106,8 @@ def test_parse_errors_report():
     assert err["energy_rmse_per_atom"] == 0.000359484
     assert err["energy_mae_per_atom"] == 0.000287004
     assert err["forces_rmse"] == 0.0152339 and err["forces_mae"] == 0.0114316
-    assert err["stress_rmse"] == 0.27 and err["stress_mae"] == 0.2
+    assert err["stress_rmse"] == 0.27 and err["stress_mae"] == 0.2  # older title, GPa
+    assert err["stress_ev_rmse"] == 0.12
     with pytest.raises(MTPError, match="no 'Errors report'"):
         parse_mlp_errors("BFGS iter 12")
 
@@ -136,9 +143,14 @@ def test_mlp_and_motep_agree(trained, training_set, tmp_path):
     assert os.path.exists(tmp_path / "g" / "mlp_calc-grade.log")
 
 
-def test_launcher_prefix_and_no_shell_strings(fake_binary):
-    b = MlpBackend(fake_binary, launcher=["mpirun", "-n", "2"])
+def test_launcher_prefixes_train_only_and_no_shell_strings(fake_binary):
+    """``mpirun -n N mlp train``: MLIP-2 trains in parallel; its other commands are serial
+    (calc-efs under MPI writes one output per rank)."""
+    b = backend_from_spec({"name": "mlp", "binary": fake_binary,
+                           "launcher": ["mpirun", "-n", "2"]})
+    assert b.command("train", "p.mtp", "t.cfg")[:5] == [
+        "mpirun", "-n", "2", fake_binary, "train"]
     assert b.command("calc-efs", "p.mtp", "in.cfg", "out.cfg") == [
-        "mpirun", "-n", "2", fake_binary, "calc-efs", "p.mtp", "in.cfg", "out.cfg"]
+        fake_binary, "calc-efs", "p.mtp", "in.cfg", "out.cfg"]
     with pytest.raises(MTPError, match="not a shell string"):
         MlpBackend(fake_binary, launcher="mpirun -n 2")
