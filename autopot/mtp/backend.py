@@ -14,7 +14,8 @@ import subprocess
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -530,6 +531,15 @@ class MlpBackend(MTPBackend):
                            file=str(path)) from None
         return path
 
+    @contextmanager
+    def _scratch(self, workdir: PathLike | None, what: str) -> Iterator[Path]:
+        """:meth:`_workdir`; a temporary one (``workdir=None``) is removed after a success
+        (after a failure it stays: the error names its log)."""
+        wd = self._workdir(workdir, what)
+        yield wd
+        if workdir is None:
+            shutil.rmtree(wd, ignore_errors=True)
+
     @staticmethod
     def _as_cfg(configs: Configs, types: Mapping[str, int], path: Path, what: str
                 ) -> tuple[Path, list[Atoms]]:
@@ -587,10 +597,10 @@ class MlpBackend(MTPBackend):
         from .cfg import read_cfg
 
         types = parse_atom_types(atom_types)
-        wd = self._workdir(workdir, "efs")
-        inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
-        self.run(self.command("calc-efs", Path(pot).resolve(), inp, wd / "out.cfg"), wd)
-        return read_cfg(self._output(wd / "out.cfg"), types)
+        with self._scratch(workdir, "efs") as wd:
+            inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
+            self.run(self.command("calc-efs", Path(pot).resolve(), inp, wd / "out.cfg"), wd)
+            return read_cfg(self._output(wd / "out.cfg"), types)
 
     def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
                    atom_types: str | Mapping[str, int], *,
@@ -598,13 +608,13 @@ class MlpBackend(MTPBackend):
         from .cfg import read_cfg
 
         types = parse_atom_types(atom_types)
-        wd = self._workdir(workdir, "grade")
-        ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
-        inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
-        self.run(self.command("calc-grade", Path(pot).resolve(), ts, inp, wd / "out.cfg",
-                              als_filename=wd / "state.als"), wd)
-        out = read_cfg(self._output(wd / "out.cfg"), types)
-        return grades_from_cfg(out, self._output(wd / "out.cfg"))
+        with self._scratch(workdir, "grade") as wd:
+            ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
+            inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
+            self.run(self.command("calc-grade", Path(pot).resolve(), ts, inp, wd / "out.cfg",
+                                  als_filename=wd / "state.als"), wd)
+            out = read_cfg(self._output(wd / "out.cfg"), types)
+            return grades_from_cfg(out, self._output(wd / "out.cfg"))
 
     def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
                    atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
@@ -613,7 +623,6 @@ class MlpBackend(MTPBackend):
         from .cfg import read_cfg, write_cfg
 
         types = parse_atom_types(atom_types)
-        wd = self._workdir(workdir, "select")
         images = load_configs(candidates, types, "candidates")
         tagged = []
         for k, a in enumerate(images):
@@ -621,17 +630,18 @@ class MlpBackend(MTPBackend):
             b.calc = a.calc
             b.info = {**a.info, "autopot_index": k}
             tagged.append(b)
-        grades = self.calc_grade(pot, training_set, tagged, types, workdir=wd / "grade")
-        ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
-        write_cfg(wd / "candidates.cfg", tagged, types)
-        argv = self.command("select-add", Path(pot).resolve(), ts, wd / "candidates.cfg",
-                            wd / "diff.cfg", select_threshold=threshold,
-                            selection_limit=limit if limit else None,
-                            als_filename=wd / "state.als",
-                            selected_filename=wd / "selected.cfg")
-        self.run(argv, wd)
-        diff = read_cfg(self._output(wd / "diff.cfg"), types)
-        idx = indices_from_cfg(diff, wd / "diff.cfg")
+        with self._scratch(workdir, "select") as wd:
+            grades = self.calc_grade(pot, training_set, tagged, types, workdir=wd / "grade")
+            ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
+            write_cfg(wd / "candidates.cfg", tagged, types)
+            argv = self.command("select-add", Path(pot).resolve(), ts, wd / "candidates.cfg",
+                                wd / "diff.cfg", select_threshold=threshold,
+                                selection_limit=limit if limit else None,
+                                als_filename=wd / "state.als",
+                                selected_filename=wd / "selected.cfg")
+            self.run(argv, wd)
+            diff = read_cfg(self._output(wd / "diff.cfg"), types)
+            idx = indices_from_cfg(diff, wd / "diff.cfg")
         return SelectResult(indices=idx, grades=grades, selected=[images[i] for i in idx])
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mlp"
 MODE_ENV = "AUTOPOT_MLP_STANDIN"
+CALLS_ENV = "AUTOPOT_MLP_STANDIN_CALLS"  # optional: append each command line to this file
 
 #: the options each command accepts (MLIP-2's names), with MLIP-2's default values for the
 #: ones whose value the recordings depend on
@@ -146,6 +147,8 @@ def _options_match(rec: dict, opts: dict[str, str]) -> bool:
 
 def find_recording(cmd: str, args: list[str], opts: dict[str, str]) -> dict | None:
     hashes = [content_hash(p) for p in _inputs(cmd, args)]
+    if not (DATA / "out").is_dir():  # no recordings here: nothing can be replayed
+        return None
     for rec in recordings():
         if rec["cmd"] == cmd and rec["inputs"] == hashes and _options_match(rec, opts):
             return rec
@@ -298,6 +301,10 @@ def emulate(cmd: str, args: list[str], opts: dict[str, str]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    calls = os.environ.get(CALLS_ENV)
+    if calls:
+        with open(calls, "a", encoding="utf-8") as fh:
+            fh.write(" ".join(argv) + "\n")
     try:
         cmd, args, opts = parse_argv(argv)
         rec = find_recording(cmd, args, opts)
@@ -314,12 +321,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def install(bin_dir: Path, *, emulate: bool = False) -> Path:
-    """An executable ``mlp`` in ``bin_dir`` running this file with this Python."""
+def install(bin_dir: Path, *, emulate: bool = False, calls: Path | None = None) -> Path:
+    """An executable ``mlp`` in ``bin_dir`` running this file with this Python; ``calls``
+    collects every command line it receives."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     path = bin_dir / "mlp"
     mode = "emulate" if emulate else "replay"
-    path.write_text(f"#!/bin/sh\nexport {MODE_ENV}={mode}\n"
+    log = f'export {CALLS_ENV}="{calls}"\n' if calls else ""
+    path.write_text(f"#!/bin/sh\nexport {MODE_ENV}={mode}\n{log}"
                     f'exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
