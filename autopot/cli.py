@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 import click
 
 from autopot import __version__
-from autopot.errors import AutopotError
+from autopot.errors import EXIT_CODES_HELP, AutopotError, ExitCode, os_error
 
 #: command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -48,29 +49,51 @@ class LazyGroup(click.Group):
             raise
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="autopot")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True, help="more progress output (-v: debug)")
+@click.option("-q", "--quiet", is_flag=True, help="only warnings and errors")
+def cli(verbose: int, quiet: bool) -> None:
     """Automatic active learning of Moment Tensor Potentials, every step recorded."""
+    from autopot.logsetup import configure
+
+    configure(-1 if quiet else verbose)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"autopot: error: {message}", err=True)
+    sys.exit(code)
 
 
 def main() -> None:
-    """Entry point: user errors print as one line on stderr and exit 2."""
+    """Entry point: errors print as one line on stderr, with the exit code of their kind
+    (:class:`autopot.errors.ExitCode`)."""
     try:
         code = cli.main(standalone_mode=False)  # returns a click Exit's code in this mode
         if isinstance(code, int) and code:
             sys.exit(code)
     except AutopotError as exc:
-        click.echo(f"autopot: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), int(exc.exit_code))
+    except OSError as exc:  # permission denied, disk full, ... outside any check: still one line
+        err = os_error(exc)
+        _fail(str(err), int(err.exit_code))
     except click.exceptions.Abort:
         click.echo("autopot: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line naming the option, not click's usage block
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        _fail(f"{where}{exc.format_message()}", int(ExitCode.BAD_INPUT))
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), int(ExitCode.BAD_INPUT))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", int(ExitCode.STOPPED))
+    except Exception as exc:
+        if type(exc).__module__.startswith(("ZEO", "ZODB", "BTrees")):  # the database failed
+            _fail(f"database: {type(exc).__name__}: {exc}", int(ExitCode.INFRASTRUCTURE))
+        raise
 
 
 if __name__ == "__main__":

@@ -1,16 +1,38 @@
-"""One error type for everything a user can get wrong, rendered as one line.
+"""Errors rendered as one line, and the exit codes the CLI maps them to.
 
 Users read these on a login node: the message names the file and the field so they can
-fix their input without reading a traceback.
+fix their input without reading a traceback. The exit code says which kind of failure it
+was, so a batch script can tell "fix your input" from "the cluster's disk is full".
 """
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 
 
+class ExitCode(enum.IntEnum):
+    """Exit statuses of every autopot command (README, ``autopot --help``)."""
+
+    OK = 0  # finished; a workflow converged (or had no convergence criterion)
+    FAILED = 1  # a run or a calculation failed
+    BAD_INPUT = 2  # a flag, file or parameter is wrong: nothing was changed
+    STOPPED = 3  # stopped by the user (orchestrator stop, SIGTERM, Ctrl-C)
+    NOT_CONVERGED = 4  # the workflow finished its iterations without converging
+    INFRASTRUCTURE = 5  # database unreachable, disk full, I/O error
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 finished (converged), 1 a run failed, 2 bad input (nothing changed), "
+    "3 stopped by the user, 4 finished without converging, "
+    "5 infrastructure failure (database unreachable, disk full)."
+)
+
+
 class AutopotError(Exception):
-    """A user-facing error: ``<file>: <field>: <message>`` on one line."""
+    """A user-facing error: ``<file>: <field>: <message>`` on one line (bad input, exit 2)."""
+
+    exit_code: ExitCode = ExitCode.BAD_INPUT
 
     def __init__(self, message: str, *, file: str | Path | None = None, field: str | None = None):
         self.file = str(file) if file is not None else None
@@ -46,3 +68,20 @@ class ExecutorError(AutopotError):
 
 class MTPError(AutopotError):
     """A .cfg/.mtp file, an atom-type mapping or an MTP backend is wrong."""
+
+
+class InfrastructureError(AutopotError):
+    """The machine failed the workflow (database unreachable, disk full), not its input."""
+
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
+def os_error(exc: OSError, what: str = "") -> AutopotError:
+    """An OSError as a one-line error naming the file: a full disk or an I/O error is an
+    infrastructure failure, a missing or forbidden path is the user's input."""
+    import errno
+
+    infra = {errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
+    message = f"{what}{': ' if what else ''}{exc.strerror or exc}"
+    cls = InfrastructureError if exc.errno in infra else AutopotError
+    return cls(message, file=exc.filename)

@@ -8,11 +8,16 @@ one-line error and nothing is submitted.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from autopot.errors import WorkflowError
+from autopot.errors import AutopotError, WorkflowError
+
+if TYPE_CHECKING:
+    from autopot.store.schema import TaskSchema
 
 #: Demo presets: sizes chosen so the default demo converges in about 5 minutes on 2 cores.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -36,11 +41,32 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-DEFAULTS: dict[str, Any] = {
-    "level": 8, "md_temperature": 600.0, "md_steps": 1000, "md_timestep": 2.0,
-    "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 500, "max_iterations": 10,
-    "calculator": "emt", "pot_fname": "",
+#: Orchestrator-level defaults (task parameters take theirs from the tasks' bd.yaml).
+DEFAULTS: dict[str, Any] = {"level": 8, "max_iterations": 10, "calculator": "emt", "pot_fname": ""}
+
+#: flag -> (task, dict parameter, key): a flag that sets one key of a task's dict
+#: parameter; its default is that key's default in the task's bd.yaml.
+FLAG_KEYS: dict[str, tuple[str, str, str]] = {
+    "md_temperature": ("md_select", "md_args", "temperature_K"),
+    "md_steps": ("md_select", "md_args", "steps"),
+    "md_timestep": ("md_select", "md_args", "timestep_fs"),
+    "gamma_min": ("md_select", "select_args", "gamma_min"),
+    "gamma_max": ("md_select", "select_args", "gamma_max"),
+    "train_iterations": ("train", "train_args", "max_iter"),
 }
+#: dict flag -> (task, parameter) it is checked against
+DICT_FLAGS: dict[str, tuple[str, str]] = {
+    "md_args": ("md_select", "md_args"),
+    "select_args": ("md_select", "select_args"),
+    "train_args": ("train", "train_args"),
+    "mtp_backend": ("train", "mtp_backend"),
+    "calculator": ("sp_calc", "calculator"),
+}
+
+
+def flag_name(dest: str) -> str:
+    """The flag a user typed for parameter ``dest`` (hyphen style)."""
+    return "--" + dest.replace("_", "-")
 
 
 @dataclass
@@ -68,8 +94,10 @@ class Settings:
     preset_sizes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], *, workflow_dir: Path, run_name: str) -> Settings:
-        """Flags → settings; with no stage flag and no inputs, the ``cu`` demo preset."""
+    def from_params(cls, params: dict[str, Any], *, workflow_dir: Path, run_name: str,
+                    schemas: Mapping[str, TaskSchema]) -> Settings:
+        """Flags → settings, every value checked; with no stage flag and no inputs, the
+        ``cu`` demo preset. Reads files, writes nothing."""
         p = {k: v for k, v in params.items() if v not in (None, False, [])}
         preset_name = p.get("preset")
         if preset_name is None and not any(k in p for k in ("select", "md_select", "calculate_ts", "training_set")):
@@ -79,18 +107,31 @@ class Settings:
         def get(name: str) -> Any:
             return p.get(name, preset.get(name, DEFAULTS.get(name)))
 
+        for name in ("level", "max_iterations"):
+            value = get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise WorkflowError(f"expected a positive integer, got {value!r}", field=flag_name(name))
         inputs_dir = workflow_dir / "inputs" / run_name
         atom_types = get("atom_types")
         if not atom_types:
-            raise WorkflowError("--atom_types is required (e.g. -a Mo=0,Ta=1)", field="atom_types")
+            raise WorkflowError("--atom-types is required (e.g. -a Mo=0,Ta=1)", field="--atom-types")
         from autopot.mtp.atom_types import parse_atom_types
 
-        parse_atom_types(atom_types)  # syntax check: one-line error naming the field
+        try:
+            parse_atom_types(atom_types)
+        except AutopotError as exc:
+            raise WorkflowError(exc.message, field="--atom-types") from None
         grades = [float(g) for g in (get("grades") or [])]
         if any(b >= a for a, b in zip(grades, grades[1:], strict=False)):
-            raise WorkflowError(f"--grades must be strictly decreasing, got {grades}", field="grades")
+            raise WorkflowError(f"must be strictly decreasing, got {grades}", field="--grades")
         if any(g <= 1.0 for g in grades):
-            raise WorkflowError(f"--grades must all be > 1 (a grade <= 1 is interpolation), got {grades}", field="grades")
+            raise WorkflowError(f"must all be > 1 (a grade <= 1 is interpolation), got {grades}", field="--grades")
+        dicts = {name: _dict_flag(p.get(name), name) for name in DICT_FLAGS if name != "calculator"}
+        for flag, (_task, param, key) in FLAG_KEYS.items():
+            value = get(flag)
+            if value is not None:
+                dicts[param][key] = value
+        checked = {name: _check_dict(schemas, name, value) for name, value in dicts.items()}
         settings = cls(
             atom_types=atom_types,
             potential=_path(p.get("potential"), "potential"),
@@ -103,15 +144,13 @@ class Settings:
             md_configurations=[_path(c, "md_configurations") for c in p.get("md_configurations", [])],
             fresh_potential=bool(p.get("fresh_potential")),
             level=int(get("level")),
-            calculator=_calculator(get("calculator")),
+            calculator=_check_dict(schemas, "calculator", _calculator(get("calculator"))),
             pot_fname=str(_path(get("pot_fname"), "pot_fname") or ""),
-            md_args={"temperature_K": float(get("md_temperature")), "steps": int(get("md_steps")),
-                     "timestep_fs": float(get("md_timestep")), "friction": 0.02},
-            select_args={"gamma_min": float(get("gamma_min")), "gamma_max": float(get("gamma_max")),
-                         "grade_every": 1},
-            train_args={"max_iter": int(get("train_iterations"))},
+            md_args=checked["md_args"],
+            select_args=checked["select_args"],
+            train_args=checked["train_args"],
             max_iterations=int(get("max_iterations")),
-            mtp_backend=_backend(p.get("mtp_backend")),
+            mtp_backend=checked["mtp_backend"],
             inputs_dir=inputs_dir,
             preset=preset_name,
             preset_sizes=dict(preset),
@@ -120,30 +159,39 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        """Input checks that need files: run before anything is submitted."""
-        if not 1.0 <= self.select_args["gamma_min"] < self.select_args["gamma_max"]:
-            raise WorkflowError("need 1 <= --gamma_min < --gamma_max", field="gamma_min")
+        """Input checks that need files: run before anything is written."""
+        if not self.select_args["gamma_min"] < self.select_args["gamma_max"]:
+            raise WorkflowError(f"gamma_min ({self.select_args['gamma_min']:g}) must be below gamma_max "
+                                f"({self.select_args['gamma_max']:g})", field="--gamma-min")
+        from autopot.mtp.backend import backend_from_spec
+
+        try:
+            backend_from_spec(self.mtp_backend)  # an mlp binary must exist and be executable
+        except AutopotError as exc:
+            raise WorkflowError(exc.message, file=exc.file, field="--mtp-backend") from None
         if self.preset:
             return  # inputs are generated (and checked) by the demo itself
         if self.select and not self.grades:
-            raise WorkflowError("--select needs --grades", field="grades")
+            raise WorkflowError("--select needs --grades", field="--grades")
         if self.select and not self.candidate_sets:
-            raise WorkflowError("--select needs --training_candidate_set", field="training_candidate_set")
+            raise WorkflowError("--select needs --training-candidate-set", field="--training-candidate-set")
         if self.training_set is None:
-            raise WorkflowError("--training_set is required (the active set is built on it)", field="training_set")
+            raise WorkflowError("--training-set is required (the active set is built on it)", field="--training-set")
         if self.calculator.get("calculator") == "vasp" and not (self.pot_fname or self.calculator.get("incar")):
-            raise WorkflowError("VASP needs its INCAR as --pot_fname", field="pot_fname")
+            raise WorkflowError("VASP needs its INCAR as --pot-fname", field="--pot-fname")
         self.check_calculator()
         from autopot.mtp.cfg import read_cfg
 
-        for path in [self.training_set, *self.candidate_sets, *self.md_configurations]:
-            if path is not None:
-                read_cfg(path, self.atom_types)  # parse errors and unmapped species name the file
+        named = [(self.training_set, "--training-set"),
+                 *[(c, "--training-candidate-set") for c in self.candidate_sets],
+                 *[(c, "--md-configurations") for c in self.md_configurations]]
+        for path, flag in named:
+            if not read_cfg(path, self.atom_types):  # parse errors and unmapped species name the file
+                raise WorkflowError("no configurations in this file (empty?)", file=path, field=flag)
         if self.potential is not None:
             from autopot.mtp.mtpfile import read_mtp
 
             read_mtp(self.potential)
-
 
     def check_calculator(self) -> None:
         """Build the reference calculator once (nothing runs) so a bad spec fails here."""
@@ -156,12 +204,50 @@ class Settings:
             make_calculator(spec, directory=Path(tmp))
 
 
+def _dict_flag(value: Any, name: str) -> dict[str, Any]:
+    """A dict-valued flag: a mapping (from a workflow options file) or JSON text."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if name == "mtp_backend" and not str(value).lstrip().startswith("{"):
+        return _backend(value)
+    try:
+        data = json.loads(str(value))
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(f"not valid JSON: {exc.msg}", field=flag_name(name)) from None
+    if not isinstance(data, dict):
+        raise WorkflowError(f"expected a JSON object, got {type(data).__name__}", field=flag_name(name))
+    return data
+
+
+def _check_dict(schemas: Mapping[str, TaskSchema], name: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` checked against the task parameter the flag feeds (defaults filled)."""
+    task, param = DICT_FLAGS[name]
+    schema = schemas.get(task)
+    if schema is None:
+        raise WorkflowError(f"the workflow has no {task!r} task manager", field="task_managers")
+    space = schema.job if param in schema.job else schema.run
+    try:
+        return space[param].check(value, where=schema.source, section=task)
+    except AutopotError as exc:
+        flags = [flag_name(f) for f, (_t, pa, key) in FLAG_KEYS.items()
+                 if exc.field == f"{task}.{pa}.{key}"]
+        via = flags[0] if flags else flag_name(name)
+        raise WorkflowError(exc.message, field=f"{via} ({exc.field})") from None
+
+
 def _path(value: Any, field_name: str) -> Path | None:
     if not value:
         return None
     path = Path(value).expanduser().resolve()
     if not path.is_file():
-        raise WorkflowError("file not found", file=path, field=field_name)
+        raise WorkflowError("file not found" if not path.exists() else "not a file",
+                            file=path, field=flag_name(field_name))
+    if not os.access(path, os.R_OK):
+        raise WorkflowError("not readable (permission denied)", file=path, field=flag_name(field_name))
+    if path.stat().st_size == 0 or not path.read_bytes().strip():
+        raise WorkflowError("empty file", file=path, field=flag_name(field_name))
     return path
 
 
@@ -173,9 +259,9 @@ def _calculator(value: Any) -> dict[str, Any]:
         try:
             spec = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise WorkflowError(f"--calculator is not valid JSON: {exc.msg}", field="calculator") from None
+            raise WorkflowError(f"not valid JSON: {exc.msg}", field="--calculator") from None
         if not isinstance(spec, dict) or "calculator" not in spec:
-            raise WorkflowError("--calculator JSON needs a 'calculator' key", field="calculator")
+            raise WorkflowError("a JSON calculator spec needs a 'calculator' key", field="--calculator")
         return spec
     return {"calculator": text}
 

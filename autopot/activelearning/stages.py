@@ -8,6 +8,8 @@ engine hands back the finished runs instead of repeating them.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 from autopot.engine.runs import RunList, RunView
 from autopot.errors import WorkflowError
 from autopot.tasklib import POTENTIAL, SELECTED, TRAINING_SET
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,7 +73,7 @@ async def train(workflow: Any, s: Any, progress: Progress, sp_runs: list[RunView
     (run,) = await workflow.train.create_tasks(
         pot_fname=str(start), ts_fname=str(progress.training_set),
         sp_calc_ids=sorted(r.id for r in sp_runs), atom_types=s.atom_types,
-        train_args={**s.train_args, "context": context},
+        train_args=s.train_args, context=context,
         run_params={"mtp_backend": s.mtp_backend},
     )
     progress.potential = run.path(POTENTIAL)
@@ -109,9 +113,11 @@ async def calculate_ts(workflow: Any, s: Any, progress: Progress) -> None:
     await train(workflow, s, progress, list(sp_runs), {"stage": "calculate_ts", "iteration": 0})
 
 
-async def select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> None:
+async def select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> list[float]:
     """Stage 2: thresholds in decreasing order; at each, select → sp_calc → train until
-    nothing above it is left (or ``max_iterations``)."""
+    nothing above it is left (or ``max_iterations``). Returns the thresholds left with
+    configurations above them when ``max_iterations`` ran out."""
+    capped = []
     for threshold in s.grades:
         for iteration in range(1, s.max_iterations + 1):
             (sel,) = await workflow.select.create_tasks(
@@ -128,6 +134,10 @@ async def select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> None:
             sp_runs = await reference_calculations(workflow, s, files)
             await train(workflow, s, progress, list(sp_runs),
                         {"stage": "select", "iteration": iteration, "threshold": threshold, "select": sel.label})
+        else:
+            capped.append(threshold)
+            workflow.log(f"select: threshold {threshold:g} still selects after {s.max_iterations} iterations")
+    return capped
 
 
 async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bool:
@@ -206,15 +216,19 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
 
         if not is_trained(read_mtp(s.potential)):
             await train(workflow, s, progress, [], {"stage": "initial", "iteration": 0})
+    converged, why = None, ""
     if s.select:
-        await select_and_calc_ts(workflow, s, progress)
-    converged = None
-    if s.md_select:
+        capped = await select_and_calc_ts(workflow, s, progress)
+        converged = not capped
+        why = f"selection still finds configurations above {capped} after --max-iterations" if capped else ""
+    if s.md_select:  # the MD stage is the final word: nothing uncertain left along MD
         converged = await md_select_and_calc_ts(workflow, s, progress)
+        why = "" if converged else f"MD still finds configurations above gamma_min after {s.max_iterations} iterations"
     if s.fresh_potential and progress.iterations:
         await train(workflow, s, progress, [], {"stage": "fresh", "iteration": 0}, fresh=True)
     summary = {
         "converged": converged,
+        "why": why,
         "potential": str(progress.potential),
         "training_set": str(progress.training_set),
         "reference_calls": progress.reference_calls,
@@ -227,16 +241,22 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print("\nAutoPot summary")
-    print(f"  {'train run':<11} {'stage':<13} {'iter':>4} {'threshold':>9} {'added':>5} {'ts size':>7} "
-          f"{'E RMSE meV/at':>13} {'F RMSE meV/A':>12}")
+    """The summary on stdout (the command's result) and in the workflow's log file."""
+    lines = ["", "AutoPot summary",
+             f"  {'train run':<11} {'stage':<13} {'iter':>4} {'threshold':>9} {'added':>5} {'ts size':>7} "
+             f"{'E RMSE meV/at':>13} {'F RMSE meV/A':>12}"]
     for it in summary["iterations"]:
         e = it["errors"].get("energy_rmse_per_atom")
         f = it["errors"].get("forces_rmse")
-        print(f"  {it['train']:<11} {it['stage']:<13} {it.get('iteration', 0):>4} "
-              f"{it.get('threshold', ''):>9} {it['n_added']:>5} {it['ts_size'] or 0:>7} "
-              f"{'' if e is None else f'{e * 1000:.2f}':>13} {'' if f is None else f'{f * 1000:.1f}':>12}")
-    state = {True: "converged", False: "NOT converged", None: "no MD stage"}[summary["converged"]]
-    print(f"  {state}; {summary['reference_calls']} reference calculations; {summary['wall_s']} s")
-    print(f"  potential:    {summary['potential']}")
-    print(f"  training set: {summary['training_set']}\n")
+        lines.append(f"  {it['train']:<11} {it['stage']:<13} {it.get('iteration', 0):>4} "
+                     f"{it.get('threshold', ''):>9} {it['n_added']:>5} {it['ts_size'] or 0:>7} "
+                     f"{'' if e is None else f'{e * 1000:.2f}':>13} {'' if f is None else f'{f * 1000:.1f}':>12}")
+    state = {True: "converged", False: f"NOT converged ({summary.get('why')})",
+             None: "no convergence criterion (no MD stage)"}[summary["converged"]]
+    lines += [f"  {state}; {summary['reference_calls']} reference calculations; {summary['wall_s']} s",
+              f"  potential:    {summary['potential']}",
+              f"  training set: {summary['training_set']}", ""]
+    text = "\n".join(lines)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    log.info("%s", text, extra={"console": False})

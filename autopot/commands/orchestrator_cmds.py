@@ -11,12 +11,14 @@ from typing import Any
 
 import click
 
-from autopot.errors import WorkflowError
+from autopot.errors import EXIT_CODES_HELP, AutopotError, WorkflowError
 
-_CONFIG = click.option(
-    "-c", "--config", "motoko", default="motoko.yaml", show_default=True,
-    type=click.Path(dir_okay=True, path_type=Path), help="the workflow's motoko.yaml",
+_MOTOKO = click.option(
+    "-c", "--motoko", "motoko", default="motoko.yaml", show_default=True,
+    type=click.Path(dir_okay=True, path_type=Path), help="the workflow's motoko.yaml (or its folder)",
 )
+_WF = click.option("-W", "--workflow-dir", "workflow_dir", default=None, type=click.Path(path_type=Path),
+                   help="runtime directory (database, runs, logs); default: motoko.yaml's directory:")
 _RUN_NAME = click.option("--run-name", default=None, help="workflow run name (default: 'default'; status: latest)")
 
 
@@ -29,53 +31,69 @@ def orchestrator() -> None:
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     add_help_option=False,
 )
-@_CONFIG
+@_MOTOKO
+@_WF
 @_RUN_NAME
+@click.option("--config", "options_file", default=None, type=click.Path(path_type=Path),
+              help="workflow options YAML (flag: value); flags on the command line override it")
 @click.option("--detach", is_flag=True, help="run in the background; follow with 'status --follow'")
 @click.option("--keep-server", is_flag=True, help="leave the database server running at the end")
 @click.option("-h", "--help", "show_help", is_flag=True, help="show this message and the workflow's flags")
 @click.pass_context
-def start(ctx: click.Context, motoko: Path, run_name: str | None, detach: bool, keep_server: bool, show_help: bool) -> None:
-    """Start (or resume) the workflow; extra flags go to the orchestrator module."""
+def start(ctx: click.Context, motoko: Path, workflow_dir: Path | None, run_name: str | None,
+          options_file: Path | None, detach: bool, keep_server: bool, show_help: bool) -> None:
+    """Start (or resume) the workflow; extra flags go to the orchestrator module.
+
+    Every flag and input file is checked before anything is written; a refused start
+    leaves the workflow's database as it was.
+    """
     from autopot.engine.motoko import MotokoConfig
-    from autopot.engine.runner import parse_workflow_args, run_orchestrator
+    from autopot.engine.runner import run_orchestrator, workflow_flags_help
 
     if show_help:
-        click.echo(ctx.get_help())
-        click.echo("\nWorkflow flags (declared by the orchestrator module):")
-        config = MotokoConfig.load(motoko)
+        text = ctx.get_help()
         try:
-            parse_workflow_args(config, ["--help"])
-        except SystemExit:
-            pass
+            flags = workflow_flags_help(MotokoConfig.load(motoko, workflow_dir))
+        except AutopotError as exc:
+            flags = f"(cannot read the workflow's flags: {exc})"
+        click.echo(f"{text}\n\nWorkflow flags (declared by the orchestrator module):\n{flags}\n\n"
+                   + click.wrap_text(EXIT_CODES_HELP))
         return
+    if options_file is not None and not options_file.is_file():
+        raise WorkflowError("options file not found", file=options_file, field="--config")
     argv = list(ctx.args)
     if detach:
-        _detach(motoko, run_name, keep_server, argv)
+        _detach(motoko, workflow_dir, run_name, keep_server, options_file, argv)
         return
-    status = run_orchestrator(motoko, run_name=run_name, argv=argv, keep_server=keep_server)
+    status = run_orchestrator(motoko, run_name=run_name, argv=argv, keep_server=keep_server,
+                              options_file=options_file, workflow_dir=workflow_dir)
     if status:
         raise click.exceptions.Exit(status)
 
 
-def _detach(motoko: Path, run_name: str | None, keep_server: bool, argv: list[str]) -> None:
+def _detach(motoko: Path, workflow_dir: Path | None, run_name: str | None, keep_server: bool,
+            options_file: Path | None, argv: list[str]) -> None:
     from autopot.engine.motoko import MotokoConfig
-    from autopot.engine.runner import is_running, parse_workflow_args
+    from autopot.engine.runner import check_workflow_params, is_running, parse_workflow_args
 
-    config = MotokoConfig.load(motoko)
+    config = MotokoConfig.load(motoko, workflow_dir)
     config.schemas()
     config.load_orchestrator()
-    parse_workflow_args(config, argv)  # bad flags fail here, not in the background
+    params = parse_workflow_args(config, argv, options_file)  # bad input fails here, not in the background
+    check_workflow_params(config, params, run_name or "default")
     if is_running(config.directory):
         raise WorkflowError("an orchestrator is already running on this workflow", file=config.directory)
     logs = config.directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"orchestrator-{run_name or 'default'}.log"
-    cmd = [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(config.path)]
+    log_path = logs / f"orchestrator-{run_name or 'default'}.log"  # console stream; the runner also writes a timestamped log
+    cmd = [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(config.path),
+           "-W", str(config.directory)]
     if run_name:
         cmd += ["--run-name", run_name]
     if keep_server:
         cmd.append("--keep-server")
+    if options_file is not None:
+        cmd += ["--config", str(options_file.resolve())]
     cmd += argv
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -91,10 +109,10 @@ def _detach(motoko: Path, run_name: str | None, keep_server: bool, argv: list[st
     raise WorkflowError("orchestrator did not start within 30 s; see the log", file=log_path)
 
 
-def _open(motoko: Path, run_name: str | None) -> Any:
+def _open(motoko: Path, workflow_dir: Path | None, run_name: str | None) -> Any:
     from autopot.engine.workflow import Workflow
 
-    return Workflow(motoko, run_name=run_name, read_only=True)
+    return Workflow(motoko, run_name=run_name, read_only=True, workflow_dir=workflow_dir)
 
 
 def status_snapshot(workflow: Any) -> dict[str, Any]:
@@ -145,18 +163,19 @@ def _render(snap: dict[str, Any]) -> Any:
 
 
 @orchestrator.command()
-@_CONFIG
+@_MOTOKO
+@_WF
 @_RUN_NAME
 @click.option("--follow", "-f", is_flag=True, help="keep refreshing until the workflow ends")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
-def status(motoko: Path, run_name: str | None, follow: bool, as_json: bool) -> None:
+def status(motoko: Path, workflow_dir: Path | None, run_name: str | None, follow: bool, as_json: bool) -> None:
     """Counts per task type and state, progress, last events."""
     import json
 
     from rich.console import Console
     from rich.live import Live
 
-    workflow = _open(motoko, run_name)
+    workflow = _open(motoko, workflow_dir, run_name)
     try:
         if as_json:
             click.echo(json.dumps(status_snapshot(workflow), default=str))
@@ -178,22 +197,23 @@ def status(motoko: Path, run_name: str | None, follow: bool, as_json: bool) -> N
 
 
 @orchestrator.command()
-@_CONFIG
+@_MOTOKO
+@_WF
 @_RUN_NAME
 @click.option("--cancel/--drain", default=True, show_default=True,
               help="cancel running tasks now, or let them finish and submit nothing new")
 @click.option("--timeout", default=60.0, show_default=True, help="seconds to wait for the orchestrator to end")
-def stop(motoko: Path, run_name: str | None, cancel: bool, timeout: float) -> None:
+def stop(motoko: Path, workflow_dir: Path | None, run_name: str | None, cancel: bool, timeout: float) -> None:
     """Ask the running orchestrator to stop, and wait until it has."""
     from autopot.engine.motoko import MotokoConfig
     from autopot.engine.runner import is_running
     from autopot.engine.workflow import Workflow
 
-    config = MotokoConfig.load(motoko)
+    config = MotokoConfig.load(motoko, workflow_dir)
     pid = is_running(config.directory)
     if not pid:
         raise WorkflowError("no orchestrator is running on this workflow", file=config.directory)
-    workflow = Workflow(motoko, run_name=run_name)
+    workflow = Workflow(motoko, run_name=run_name, workflow_dir=workflow_dir)
     try:
         record = workflow.workflow_record()
         if record is None:

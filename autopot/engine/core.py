@@ -72,6 +72,7 @@ class Engine:
         self._invalidation_times: dict[bytes, float] = {}
         self.stop_request: str | None = None
         self.stats = Stats()
+        self.progress_interval = 30.0  # seconds between "waiting on ..." lines
         self.measure_latency = False
         self._pending_starts: list[Executor] = []
 
@@ -165,6 +166,24 @@ class Engine:
             self.handles[spec.label].executor = executor
             self.report(Outcome(spec.label, "SUBMITTED", executor_id=executor_id))
         self.stats.submitted += len(specs)
+        labels = [spec.label for spec in specs]
+        log.info("submitted %s%s", ", ".join(labels[:6]), f" and {len(labels) - 6} more" if len(labels) > 6 else "")
+
+    async def heartbeat(self, interval: float) -> None:
+        """Every ``interval`` seconds while runs are outstanding, say what is being waited
+        on: a week-long run never goes silent for longer than that."""
+        while True:
+            await asyncio.sleep(interval)
+            flying = self.in_flight()
+            if not flying:
+                continue
+            counts: dict[str, dict[str, int]] = {}
+            for handle in flying:
+                per_task = counts.setdefault(handle.view.task, {})
+                per_task[handle.state] = per_task.get(handle.state, 0) + 1
+            log.info("waiting on %d run%s: %s", len(flying), "s" if len(flying) > 1 else "",
+                     "; ".join(f"{task} " + ", ".join(f"{n} {state.lower()}" for state, n in sorted(c.items()))
+                               for task, c in sorted(counts.items())))
 
     async def _start_executors(self) -> None:
         while self._pending_starts:
@@ -310,6 +329,7 @@ class Engine:
         """Run ``main(workflow, **params)`` with the pump; then wait for stragglers."""
         await self.start()
         pump = asyncio.get_running_loop().create_task(self.pump(), name="pump")
+        beat = asyncio.get_running_loop().create_task(self.heartbeat(self.progress_interval), name="heartbeat")
         try:
             main_task = self.spawn(main(self.workflow, **params), name="orchestrator main")
             self._callbacks.discard(main_task)  # its errors propagate directly
@@ -326,7 +346,8 @@ class Engine:
             return result
         finally:
             pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            beat.cancel()
+            await asyncio.gather(pump, beat, return_exceptions=True)
             if self.stop_request == "cancel":
                 await self.cancel_all()
                 await self._drain(timeout=15.0)  # record the cancellations executors report

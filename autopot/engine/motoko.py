@@ -50,7 +50,8 @@ class MotokoConfig:
     executor: dict[str, Any]
 
     @classmethod
-    def load(cls, path: str | Path) -> MotokoConfig:
+    def load(cls, path: str | Path, directory: str | Path | None = None) -> MotokoConfig:
+        """Read and check ``path``; ``directory`` overrides its ``directory:`` (``-W``)."""
         from autopot.yamlfile import read_yaml_mapping
 
         path = Path(path).resolve()
@@ -92,7 +93,7 @@ class MotokoConfig:
             raise WorkflowError("expected module.function, e.g. workflow.orchestrator.main", file=path, field="orchestrator")
         return cls(
             path=path,
-            directory=workflow_dir_from_motoko(path),
+            directory=Path(directory).resolve() if directory else workflow_dir_from_motoko(path),
             task_managers=managers,
             orchestrator=orchestrator,
             executor=executor,

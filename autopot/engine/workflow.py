@@ -10,8 +10,8 @@ inside a running orchestrator (where ``engine`` is set and creating tasks submit
 
 from __future__ import annotations
 
+import logging
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,8 @@ from autopot.engine.runs import RunList, RunView
 from autopot.errors import WorkflowError
 from autopot.store.schema import TaskSchema
 from autopot.store.states import State
+
+log = logging.getLogger("autopot.workflow")
 
 
 class UnknownTaskManager(WorkflowError, AttributeError):
@@ -141,8 +143,9 @@ class Workflow:
         run_name: str | None = None,
         store: Any = None,
         read_only: bool = False,
+        workflow_dir: str | Path | None = None,
     ):
-        self.config = MotokoConfig.load(motoko)
+        self.config = MotokoConfig.load(motoko, workflow_dir)
         self.directory: Path = self.config.directory
         self.schemas = self.config.schemas()
         self.managers = {
@@ -226,8 +229,8 @@ class Workflow:
         self.require_engine().spawn(waiter(), name="when_all")
 
     def log(self, text: str) -> None:
-        """Record a workflow-level event (shown by ``autopot orchestrator status``) and print it."""
-        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+        """Record a workflow-level event (shown by ``autopot orchestrator status``) and log it."""
+        log.info("%s", text)
 
         def write(root: Any) -> None:
             record = self.workflow_record(root)

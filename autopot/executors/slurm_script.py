@@ -51,7 +51,15 @@ _RESERVED = {
 
 
 def _fail(label: str, key: str, message: str) -> ExecutorError:
-    return ExecutorError(f"task {label}: {message}", field=f"slurm_options.{key}")
+    return ExecutorError(f"task {label}: {message}" if label else message,
+                         field=f"slurm_options.{key}" if key else "slurm_options")
+
+
+def check_options(options: Any) -> Any:
+    """bd.yaml ``check`` of ``slurm_options``: refused when the run is created, not when
+    the job is submitted (maybe hours later, after a queue of other work)."""
+    sbatch_lines("", options)
+    return options
 
 
 def sbatch_lines(label: str, options: Any) -> list[str]:

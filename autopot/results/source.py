@@ -89,8 +89,11 @@ class WorkflowRecords:
 
 def train_context(run: Any) -> dict[str, Any]:
     """Stage, iteration and threshold of a train run, as the stages recorded them in its
-    job's ``train_args["context"]`` (empty for train runs made by hand)."""
-    return dict((run.job.params.get("train_args") or {}).get("context") or {})
+    job's ``context`` (``train_args["context"]`` in older records; empty for train runs made by hand)."""
+    params = run.job.params
+    if "context" in params:
+        return dict(params["context"] or {})
+    return dict((params.get("train_args") or {}).get("context") or {})  # records before 0.2
 
 
 def open_records(workflow_dir: str | Path | None = None, run_name: str | None = None) -> WorkflowRecords:

@@ -39,6 +39,7 @@ class WorkflowRun(Persistent):
 
     stop_request: str | None = None  # "cancel" or "drain", written by `orchestrator stop`
     ended: float | None = None
+    starts: list[dict[str, Any]] = []  # noqa: RUF012 - read-only default; each start assigns a new list
 
     def __init__(self, name: str, params: dict[str, Any] | None = None):
         self.name = name

@@ -9,12 +9,26 @@ Accepted forms of a parameter in bd.yaml::
 
     job:
       cfg_fname: str                         # short form
-      grade: {type: float, default: 2.0, doc: "extrapolation threshold"}
+      grade: {type: float, default: 2.0, min: 1.0, doc: "extrapolation threshold"}
       pot_fname: {type: str, file: true}     # a path copied into the run directory
+      md_args:                               # a dict parameter declares its keys
+        type: dict
+        keys:
+          temperature_K: {type: float, default: 600.0, min: 0, unit: K, doc: "..."}
+          ensemble: {type: str, default: nvt, choices: [nve, nvt]}
+    run:
+      calculator: {type: dict, check: "autopot.reference:check_spec"}   # checked by a function
+
+A dict parameter with ``keys`` refuses unknown keys (``task.md_args.temprature_K``) and
+fills each key's default, so every default lives in exactly one place: here. A dict
+without ``keys`` must name a ``check`` function (``module:function``, value -> value,
+raising AutopotError) or say ``open: true`` (free-form, e.g. constructor kwargs checked
+by the constructor itself).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import math
@@ -41,20 +55,33 @@ _IGNORED_SUFFIXES = {".pyc", ".pyo", ".swp"}
 
 @dataclass(frozen=True)
 class Param:
-    """One typed parameter of a job or run space."""
+    """One typed parameter of a job or run space (or one key of a dict parameter)."""
 
     name: str
     type: str
     default: Any = _MISSING
     doc: str = ""
     file: bool = False  # value names input file(s) copied into the run directory
+    unit: str = ""
+    min: float | None = None  # inclusive bounds of int/float values
+    max: float | None = None
+    gt: float | None = None  # exclusive lower bound (a time step must be > 0)
+    choices: tuple[Any, ...] | None = None
+    keys: dict[str, Param] | None = None  # the keys of a dict parameter
+    check_fn: str = ""  # "module:function" validating a dict without declared keys
+    open: bool = False  # a free-form dict (checked by whoever consumes it)
+    items: str = ""  # element type of a list parameter
 
     @property
     def required(self) -> bool:
         return self.default is _MISSING
 
     def check(self, value: Any, *, where: str, section: str = "") -> Any:
-        """Return ``value`` converted to the canonical Python type, or raise."""
+        """Return ``value`` converted to the canonical Python type, or raise.
+
+        ``section`` is the dotted path of the parameter's parent (``job``,
+        ``md_select.md_args``) used in the error's field name.
+        """
         expected = TYPES[self.type]
         name = f"{section}.{self.name}" if section else self.name
         if value is None and not self.required and self.default is None:
@@ -71,17 +98,103 @@ class Param:
             )
         if self.type == "float" and not math.isfinite(value):
             raise SchemaError(f"expected a finite float, got {value!r}", file=where, field=name)
+        self._check_range(value, where, name)
+        if self.type == "list" and self.items:
+            for k, item in enumerate(value):
+                if not isinstance(item, TYPES[self.items]) or isinstance(item, bool) != (self.items == "bool"):
+                    raise SchemaError(f"item {k}: expected {self.items}, got {type(item).__name__} {item!r}",
+                                      file=where, field=name)
+        if self.type == "dict":
+            value = self._check_dict(value, where, name)
         return value
+
+    def _check_range(self, value: Any, where: str, name: str) -> None:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.choices is not None and value not in self.choices:
+            raise SchemaError(f"{value!r} is not one of {', '.join(map(repr, self.choices))}",
+                              file=where, field=name)
+        if self.min is not None and value < self.min:
+            raise SchemaError(f"{value!r}{unit} is below the minimum {self.min:g}{unit}", file=where, field=name)
+        if self.max is not None and value > self.max:
+            raise SchemaError(f"{value!r}{unit} is above the maximum {self.max:g}{unit}", file=where, field=name)
+        if self.gt is not None and value <= self.gt:
+            raise SchemaError(f"{value!r}{unit} must be greater than {self.gt:g}{unit}", file=where, field=name)
+
+    def _check_dict(self, value: dict[str, Any], where: str, name: str) -> dict[str, Any]:
+        if self.keys is not None:
+            unknown = sorted(set(value) - set(self.keys), key=str)
+            if unknown:
+                bad = unknown[0]
+                hint = difflib.get_close_matches(str(bad), list(self.keys), n=1)
+                raise SchemaError(
+                    f"unknown key {bad!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f"; known: {', '.join(self.keys) or 'none'}",
+                    file=where, field=f"{name}.{bad}",
+                )
+            out: dict[str, Any] = {}
+            for key, sub in self.keys.items():
+                if key in value:
+                    out[key] = sub.check(value[key], where=where, section=name)
+                elif sub.required:
+                    raise SchemaError("required key is missing", file=where, field=f"{name}.{key}")
+                else:
+                    out[key] = _copy_default(sub.default)
+            return out
+        if self.check_fn:
+            from autopot.errors import AutopotError
+
+            try:
+                return resolve_check(self.check_fn)(value)
+            except AutopotError as exc:
+                field_name = exc.field or ""
+                if not field_name.startswith(self.name):
+                    field_name = f"{self.name}.{field_name}" if field_name else self.name
+                prefix = section_of(name, self.name)
+                raise SchemaError(exc.message, file=exc.file or where,
+                                  field=f"{prefix}{field_name}") from None
+        return value
+
+    def full_default(self) -> Any:
+        """The default with every declared key filled (a dict's keys carry their own)."""
+        if self.keys is not None:
+            base = {} if self.default is _MISSING or self.default is None else self.default
+            return self.check(base, where="", section="")
+        return _copy_default(self.default)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         if not self.required:
             out["default"] = self.default
-        if self.doc:
-            out["doc"] = self.doc
-        if self.file:
-            out["file"] = True
+        for key in ("doc", "file", "unit", "min", "max", "gt", "open", "items"):
+            value = getattr(self, key)
+            if value not in ("", None, False):
+                out[key] = value
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        if self.check_fn:
+            out["check"] = self.check_fn
+        if self.keys is not None:
+            out["keys"] = {k: p.to_dict() for k, p in self.keys.items()}
         return out
+
+
+def section_of(full_name: str, name: str) -> str:
+    """``"job.md_args"`` minus its last part, with a trailing dot (``"job."``)."""
+    return full_name[: len(full_name) - len(name)]
+
+
+def resolve_check(target: str) -> Any:
+    """The ``module:function`` named by a dict parameter's ``check``."""
+    import pkgutil
+
+    try:
+        return pkgutil.resolve_name(target)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SchemaError(f"cannot import check function {target!r}: {exc}", field="check") from None
+
+
+_SPEC_KEYS = {"type", "default", "doc", "file", "unit", "min", "max", "gt", "choices", "keys", "check",
+              "open", "items"}
 
 
 def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
@@ -94,7 +207,7 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         raise SchemaError(
             f"expected a type name or a mapping, got {type(spec).__name__}", file=source, field=where
         )
-    unknown = set(spec) - {"type", "default", "doc", "file"}
+    unknown = set(spec) - _SPEC_KEYS
     if unknown:
         raise SchemaError(f"unknown key(s) {sorted(unknown)}", file=source, field=where)
     type_name = spec.get("type")
@@ -102,14 +215,54 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         raise SchemaError(
             f"unknown type {type_name!r}; use one of {', '.join(TYPES)}", file=source, field=where
         )
+    for bound in ("min", "max", "gt"):
+        value = spec.get(bound)
+        if value is not None and (type_name not in ("int", "float") or isinstance(value, bool)
+                                  or not isinstance(value, int | float)):
+            raise SchemaError(f"{bound} needs a number and an int/float parameter", file=source,
+                              field=f"{where}.{bound}")
+    choices = spec.get("choices")
+    if choices is not None and not isinstance(choices, list):
+        raise SchemaError("expected a list of allowed values", file=source, field=f"{where}.choices")
+    items = spec.get("items", "")
+    if items and (type_name != "list" or items not in TYPES):
+        raise SchemaError(f"items needs a list parameter and a type of {', '.join(TYPES)}", file=source,
+                          field=f"{where}.items")
+    keys = None
+    raw_keys = spec.get("keys")
+    check_fn = spec.get("check", "")
+    if type_name == "dict":
+        if raw_keys is not None:
+            if not isinstance(raw_keys, dict):
+                raise SchemaError("expected a mapping of keys", file=source, field=f"{where}.keys")
+            keys = {k: _parse_param(k, v, source, where) for k, v in raw_keys.items()}
+        elif not check_fn and not spec.get("open"):
+            raise SchemaError("a dict parameter declares its keys (or a check function, or open: true)",
+                              file=source, field=where)
+        if check_fn and (not isinstance(check_fn, str) or ":" not in check_fn):
+            raise SchemaError("expected module:function", file=source, field=f"{where}.check")
+    elif raw_keys is not None or check_fn:
+        raise SchemaError("keys/check are for dict parameters", file=source, field=where)
     param = Param(
         name=name,
         type=type_name,
         default=spec.get("default", _MISSING),
         doc=str(spec.get("doc", "")),
         file=bool(spec.get("file", False)),
+        unit=str(spec.get("unit", "")),
+        min=spec.get("min"),
+        max=spec.get("max"),
+        gt=spec.get("gt"),
+        choices=tuple(choices) if choices is not None else None,
+        keys=keys,
+        check_fn=check_fn,
+        open=bool(spec.get("open", False)),
+        items=items,
     )
-    if not param.required and param.default is not None:
+    if keys is not None and not param.required and param.default not in ({}, None):
+        raise SchemaError("a dict with keys takes its defaults from the keys; use default: {}",
+                          file=source, field=f"{where}.default")
+    if not param.required and param.default is not None and not check_fn:
         param.check(param.default, where=source, section=section)
     return param
 
@@ -148,6 +301,8 @@ class TaskSchema:
         name = data.get("task", data.get("study", template_dir.name))
         if not isinstance(name, str) or not name.isidentifier():
             raise SchemaError(f"task name {name!r} is not an identifier", file=bd, field="task")
+        if "job" not in data:
+            raise SchemaError("missing the job: section (the typed job space)", file=bd, field="job")
         sections: dict[str, dict[str, Param]] = {}
         for section in ("job", "run"):
             raw = data.get(section) or {}
@@ -185,20 +340,20 @@ class TaskSchema:
             raise SchemaError(
                 f"unknown {section} parameter of task {self.name!r}; known: {', '.join(space) or 'none'}",
                 file=self.source,
-                field=f"{section}.{bad}",
+                field=f"{self.name}.{bad}",
             )
         out: dict[str, Any] = {}
         for name, param in space.items():
             if name in values:
-                out[name] = param.check(values[name], where=self.source, section=section)
+                out[name] = param.check(values[name], where=self.source, section=self.name)
             elif param.required:
                 raise SchemaError(
                     f"required {section} parameter of task {self.name!r} is missing",
                     file=self.source,
-                    field=f"{section}.{name}",
+                    field=f"{self.name}.{name}",
                 )
             else:
-                out[name] = _copy_default(param.default)
+                out[name] = param.full_default()
         return out
 
     def validate_job(self, values: dict[str, Any]) -> dict[str, Any]:

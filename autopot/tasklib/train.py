@@ -39,8 +39,7 @@ def main() -> None:
             raise AutopotError("training set is empty", file=ts_path, field="ts_fname")
         write_cfg(ctx.run_dir / TRAINING_SET, training, atom_types)
         ctx.add_file(TRAINING_SET)
-        args = dict(ctx.params.get("train_args") or {})
-        args.pop("context", None)
+        args = dict(ctx.params["train_args"])  # every key filled from tasks/train/bd.yaml
         result = backend_of(ctx).train(
             local_input(ctx, "pot_fname"), ctx.run_dir / TRAINING_SET, ctx.run_dir / POTENTIAL,
             atom_types=atom_types, workdir=ctx.run_dir / "train", **args,

@@ -48,7 +48,7 @@ def test_unknown_task_manager_in_orchestrator(toy: Path) -> None:
     orch.write_text(orch.read_text().replace("workflow.collect.create_tasks", "workflow.colect.create_tasks"))
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "2")
     assert proc.returncode == 1
-    assert "no task manager 'colect'" in proc.stdout
+    assert "no task manager 'colect'" in proc.stderr
 
 
 def test_task_raising_fails_its_run_with_cause(toy: Path) -> None:
@@ -56,10 +56,10 @@ def test_task_raising_fails_its_run_with_cause(toy: Path) -> None:
     doit.write_text(doit.read_text().replace('ctx.push("total", total)', 'raise ValueError("bad total")'))
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "2")
     assert proc.returncode == 1
-    assert "collect.1 FAILED: ValueError: bad total" in proc.stdout
+    assert "collect.1 FAILED: ValueError: bad total" in proc.stderr
 
 
 def test_bad_workflow_flag(toy: Path) -> None:
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "two")
     assert proc.returncode == 2
-    assert "invalid workflow arguments" in proc.stderr
+    assert proc.stderr.strip() == "autopot: error: --n: invalid int value: 'two'", proc.stderr

@@ -51,7 +51,7 @@ def test_rerun_repeats_no_work(toy: Path) -> None:
     autopot("orchestrator", "start", "-c", str(toy), "--n", "5", check=True)
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "5")
     assert proc.returncode == 0, proc.stderr
-    assert "resumed" in proc.stdout
+    assert "resumed" in proc.stderr
     works = runs_of(toy, "work")
     assert len(works) == 5 and all(executions(toy, r) == 1 for r in works)
 
@@ -59,7 +59,7 @@ def test_rerun_repeats_no_work(toy: Path) -> None:
 def test_failing_task_fails_workflow_with_cause(toy: Path) -> None:
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "3", "--fail", "1")
     assert proc.returncode == 1
-    assert "FAILED" in proc.stdout and "exit code 3" in proc.stdout and "failing on purpose" in proc.stdout
+    assert "FAILED" in proc.stderr and "exit code 3" in proc.stderr and "failing on purpose" in proc.stderr
     failed = [r for r in runs_of(toy, "work") if r["state"] == "FAILED"]
     assert len(failed) == 1
     assert failed[0]["exit_code"] == 3

@@ -42,9 +42,9 @@ def test_bad_values_leave_database_unchanged(tmp_path: Path, template: Path) -> 
         store.transact(lambda root: create_runs(root, schema, {"cfg_fname": "a.cfg"}))
     before = sha(WorkflowPaths(wf).db_file)
     cases = [
-        ({"cfg_fname": 3}, "job.cfg_fname: expected str, got int 3"),
-        ({"cfg_fname": "a.cfg", "temperature": 3}, "job.temperature: unknown job parameter"),
-        ({}, "job.cfg_fname: required job parameter"),
+        ({"cfg_fname": 3}, "sp_calc.cfg_fname: expected str, got int 3"),
+        ({"cfg_fname": "a.cfg", "temperature": 3}, "sp_calc.temperature: unknown job parameter"),
+        ({}, "sp_calc.cfg_fname: required job parameter"),
         ({"cfg_fname": ["b.cfg", 7]}, "expected str, got int 7"),
     ]
     with open_store(wf) as store:
@@ -53,7 +53,7 @@ def test_bad_values_leave_database_unchanged(tmp_path: Path, template: Path) -> 
                 store.transact(lambda root, values=values: create_runs(root, schema, values))
             assert needle in str(err.value), str(err.value)
             assert str(schema.source) in str(err.value)
-        with pytest.raises(SchemaError, match="run.calculator: expected dict"):
+        with pytest.raises(SchemaError, match="sp_calc.calculator: expected dict"):
             store.transact(lambda root: create_runs(root, schema, {"cfg_fname": "z.cfg"}, {"calculator": "emt"}))
         assert len(store.root.task_types["sp_calc"].runs) == 1
     assert sha(WorkflowPaths(wf).db_file) == before
