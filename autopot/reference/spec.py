@@ -14,7 +14,9 @@ from autopot.errors import AutopotError
 
 #: Keys of a spec besides the constructor's ``kwargs`` (VASP also takes its own settings).
 COMMON_KEYS = ("calculator", "kwargs", "pot_fname")
-FILE_KEYS = {"eam": "potential", "vasp": "incar"}
+FILE_KEYS = {"eam": "potential", "vasp": "incar", "mtp": "potential"}
+#: Keys a calculator takes beyond its file
+OWN_KEYS = {"mtp": ("atom_types",)}
 
 
 def check_spec(spec: Any) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def check_spec(spec: Any) -> dict[str, Any]:
     low = name.strip().lower()
     if low == "vasp":
         return spec  # other keys are ASE Vasp settings, checked by ASE in make_calculator
-    allowed = set(COMMON_KEYS) | ({FILE_KEYS[low]} if low in FILE_KEYS else set())
+    allowed = {*COMMON_KEYS, *OWN_KEYS.get(low, ())} | ({FILE_KEYS[low]} if low in FILE_KEYS else set())
     extra = sorted(k for k in spec if k not in allowed)
     if extra:  # silently ignoring a setting would give a different potential than asked for
         raise AutopotError(f"unknown key for {name} (constructor arguments go in kwargs)",

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from autopot.atomic import default_mode
 from autopot.errors import AutopotError
 
 MANIFEST = "MANIFEST.json"
@@ -100,6 +101,7 @@ def create_archive(
         # never the other way round.
         snap = snapshot_database(directory, Path(scratch) / "db" / "autopot.fs", pack=pack)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        os.fchmod(fd, default_mode())  # the user's umask, not mkstemp's 0600
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as raw, tarfile.open(

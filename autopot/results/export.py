@@ -56,7 +56,7 @@ def cfg_text(images: Sequence[Atoms], atom_types: str) -> str:
 
 def write_text(path: Path, text: str) -> None:
     """All or nothing: an interrupted export never leaves half a file."""
-    from autopot.mtp.cfg import atomic_write_text
+    from autopot.atomic import atomic_write_text
 
     try:
         atomic_write_text(path, text)

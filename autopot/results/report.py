@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autopot.atomic import atomic_write_text
 from autopot.results.source import WorkflowRecords, train_context
 from autopot.tasklib import POTENTIAL, TRAINING_SET
 
@@ -147,8 +148,8 @@ def build_report(records: WorkflowRecords, out_dir: Path, *, html: bool = False,
 
     if html:
         report.html = out_dir / "report.html"
-        _write_atomic(report.html, render_html(report))
-    _write_atomic(report.summary_json, json.dumps(_jsonable({
+        atomic_write_text(report.html, render_html(report))
+    atomic_write_text(report.summary_json, json.dumps(_jsonable({
         "autopot_version": _version(), "generated": report.generated, "workflow": report.workflow,
         "tables": report.tables, "figures": {k: v.name for k, v in report.figures.items()},
         "skipped": report.skipped, "html": report.html.name if report.html else None,
@@ -759,9 +760,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return value if isinstance(value, int | str) else str(value)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    from autopot.mtp.cfg import atomic_write_text  # the project's one atomic writer
-
-    atomic_write_text(path, text)
