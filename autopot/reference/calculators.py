@@ -6,6 +6,7 @@ A spec is the sp_calc run space's ``calculator`` dict::
     {"calculator": "eam", "potential": "Cu_u3.eam"}
     {"calculator": "vasp", "incar": "INCAR", "kpts": [4, 4, 4], "setups": {...}, "pp": "PBE"}
     {"calculator": "ase.calculators.lj:LennardJones", "kwargs": {"sigma": 2.3}}
+    {"calculator": "mtp", "potential": "pot.mtp", "atom_types": "Cu=0"}   # autopot/motep MTP
 
 ``pot_fname`` is accepted in place of ``potential``/``incar``: it is the AutoPot paper's
 name, and sp_calc fills it from the job's ``pot_fname`` file. ``kwargs`` go to the
@@ -13,6 +14,10 @@ calculator's constructor for every calculator.
 
 Everything is checked in :func:`make_calculator` before anything runs, so a typo in a
 spec fails with one line naming the field rather than after a queue wait.
+
+:func:`resolve_spec` turns what a user types into such a dict: ``"emt"``, a JSON object,
+``module:Class``, a name from the model registry (``models.yaml``: ``emt-cu``), a train
+run of a workflow (``train.6``: its pot.mtp and atom types) or a ``.mtp`` file.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ if TYPE_CHECKING:
     from ase import Atoms
     from ase.calculators.calculator import BaseCalculator
 
-_BUILTIN = ("emt", "eam", "vasp")
-_FILE_FIELD = {"eam": "potential", "vasp": "incar"}
+_BUILTIN = ("emt", "eam", "vasp", "mtp")
+_FILE_FIELD = {"eam": "potential", "vasp": "incar", "mtp": "potential"}
 _RESERVED = ("calculator", "kwargs", "pot_fname", "potential", "incar")
+#: spec keys that name input files (their sha256 is part of a simulation's identity)
+FILE_FIELDS = ("potential", "pot_fname", "incar")
 
 
 def _field(spec: dict[str, Any], name: str, kinds: type | tuple[type, ...], default: Any = None) -> Any:
@@ -77,7 +84,121 @@ def make_calculator(spec: dict[str, Any], *, directory: Path) -> BaseCalculator:
                                file=pot, field=field) from None
     if low == "vasp":
         return _vasp(spec, Path(directory), kwargs)
+    if low == "mtp":
+        return _mtp(spec, kwargs)
     return _by_import_path(name.strip(), kwargs)
+
+
+def _mtp(spec: dict[str, Any], kwargs: dict[str, Any]) -> BaseCalculator:
+    """An autopot (motep ``cext``) MTP: a trained .mtp file and its atom types."""
+    extra = sorted(k for k in spec if k not in (*_RESERVED, "atom_types", "train_run"))
+    if extra:
+        raise AutopotError("unknown setting for mtp", field=f"calculator.{extra[0]}")
+    pot, field = _input_file(spec, "mtp")
+    types = spec.get("atom_types")
+    if not isinstance(types, (str, dict)) or not types:
+        raise AutopotError("the mtp calculator needs atom_types, e.g. Cu=0 or {Cu: 0}",
+                           field="calculator.atom_types")
+    from motep.calculator import MTP
+
+    from autopot.mtp.atom_types import parse_atom_types
+    from autopot.mtp.backend import load_potential
+
+    try:
+        data = load_potential(pot, parse_atom_types(types))
+    except AutopotError as exc:
+        raise AutopotError(exc.message, file=exc.file or pot, field=field) from None
+    try:
+        return MTP(data, engine="cext", mode="run", **kwargs)
+    except TypeError as exc:
+        raise AutopotError(f"bad arguments for mtp: {exc}", field="calculator.kwargs") from None
+
+
+def resolve_spec(spec: Any, *, workflow_dir: str | Path | None = None,
+                 base_dir: str | Path | None = None) -> dict[str, Any]:
+    """A calculator spec dict from what a user gave (see the module docstring).
+
+    File paths become absolute (relative ones are taken from ``base_dir``, default the
+    current directory), so the spec means the same from anywhere; registry names and
+    train labels (of ``workflow_dir`` unless the spec names its ``workflow``) are
+    expanded, so a stored spec says what actually ran.
+    """
+    import json
+    import re
+
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.startswith("{"):
+            try:
+                spec = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise AutopotError(f"not a JSON object: {exc}", field="calculator") from None
+        elif text.endswith(".mtp"):
+            spec = {"calculator": "mtp", "potential": text}
+        else:
+            from autopot.reference.registry import lookup, names
+
+            entry = lookup(text)
+            if entry is not None:
+                return resolve_spec(entry.spec, workflow_dir=workflow_dir, base_dir=entry.base_dir)
+            if text.lower() not in _BUILTIN and "." not in text and ":" not in text:
+                raise AutopotError(f"unknown calculator or model {text!r}; built in: "
+                                   f"{', '.join(_BUILTIN)}; registry: {', '.join(names()) or 'empty'};"
+                                   " or module:Class, TASK.N, a .mtp file", field="calculator")
+            spec = {"calculator": text}
+    if not isinstance(spec, dict):
+        raise AutopotError(f"expected a name or a mapping, got {type(spec).__name__}", field="calculator")
+    spec = dict(spec)
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if isinstance(spec.get("workflow"), str):
+        spec["workflow"] = str((base / Path(spec["workflow"]).expanduser()).resolve())
+    name = spec.get("calculator")
+    if isinstance(name, str) and re.fullmatch(r"[A-Za-z_]\w*\.\d+", name.strip()) and ":" not in name:
+        spec = _train_run_spec(name.strip(), spec, workflow_dir)
+    elif isinstance(name, str) and name.strip().lower() in ("emt", "eam", "vasp", "mtp"):
+        spec["calculator"] = name.strip().lower()
+    for key in FILE_FIELDS:
+        value = spec.get(key)
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            spec[key] = str(path if path.is_absolute() else (base / path).resolve())
+    return spec
+
+
+def _train_run_spec(label: str, spec: dict[str, Any], workflow_dir: str | Path | None) -> dict[str, Any]:
+    """``train.6`` → the MTP that train run produced, with its atom types."""
+    from autopot.locate import resolve_workflow_dir
+    from autopot.store.database import open_store
+    from autopot.store.records import get_run
+    from autopot.tasklib import POTENTIAL
+
+    where = spec.pop("workflow", None) or workflow_dir
+    directory = resolve_workflow_dir(where)
+    if not (directory / "db").is_dir():
+        raise AutopotError(f"no workflow database for {label} (give the workflow directory)",
+                           file=directory, field="calculator.workflow")
+    with open_store(directory, read_only=True) as store:
+        run = get_run(store.root, label)
+        if run.task != "train" or run.state != "FINISHED":
+            raise AutopotError(f"{label} is a {run.state} {run.task} run, not a finished train run",
+                               field="calculator")
+        pot = directory / run.directory / POTENTIAL
+        types = run.job.params.get("atom_types")
+    extra = {k: v for k, v in spec.items() if k not in ("calculator",)}
+    return {"calculator": "mtp", "potential": str(pot), "atom_types": types, "train_run": label,
+            **extra}
+
+
+def spec_file_digests(spec: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every file a resolved spec names: same path, new content → new identity."""
+    from autopot.store.files import sha256_file
+
+    out = {}
+    for key in FILE_FIELDS:
+        value = spec.get(key)
+        if isinstance(value, str) and value and Path(value).is_file():
+            out[key] = sha256_file(value)
+    return out
 
 
 def _input_file(spec: dict[str, Any], calculator: str) -> tuple[Path, str]:
@@ -116,7 +237,14 @@ def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> Base
     from ase.calculators.vasp import Vasp
 
     incar, field = _input_file(spec, "vasp")
-    text = incar.read_text(errors="replace")
+    raw = incar.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if not text.strip() or "\0" in text:  # garbage is not "several tags on one line"
+        raise AutopotError("not an INCAR (empty, binary or not UTF-8 text)" if raw.strip()
+                           else "empty INCAR", file=incar, field=field)
     for number, line in enumerate(text.splitlines(), 1):
         body = line.split("#", 1)[0].split("!", 1)[0]
         if ";" in body:  # ASE reads one tag per line; the rest would be silently mangled

@@ -5,3 +5,19 @@ Each module's ``run(atoms, calculator, **params)`` is the pure computation, retu
 JSON-serialisable dict. The upper-case names are the recorded API (MLIP Arena's style):
 the same computation as a task run in a workflow's store, cached by task source + inputs.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["OPT", "EOS", "MD", "PHONON", "NEB", "NEB_FROM_ENDPOINTS", "ELASTICITY", "SFE", "VACANCY",
+           "simulate", "SimulationError", "SimulationResult"]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy: ``import autopot.simulate.md`` in a task process does not load the engine."""
+    if name in __all__:
+        from autopot.simulate import api, common
+
+        return getattr(api, name, None) or getattr(common, name)
+    raise AttributeError(f"module 'autopot.simulate' has no attribute {name!r}")

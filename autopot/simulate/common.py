@@ -40,6 +40,18 @@ class SimulationError(AutopotError):
 
 
 # ---------------------------------------------------------------------------- checks
+def merge(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``params``; an unknown name is refused (a typo is not ignored)."""
+    import difflib
+
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(defaults)}"
+        raise SimulationError(f"unknown parameter{hint}", field=unknown[0])
+    return {**defaults, **params}
+
+
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     choices = list(choices)
     if value not in choices:

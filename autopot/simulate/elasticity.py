@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.simulate.common import EV_A3_TO_GPA, SimulationError, check_number, check_relax, relax
+from autopot.simulate.common import (
+    EV_A3_TO_GPA,
+    SimulationError,
+    check_number,
+    check_relax,
+    merge,
+    relax,
+)
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -28,7 +35,7 @@ DEFAULTS: dict[str, Any] = {"symmetry": "triclinic", "n_steps": 5, "delta": 0.00
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     if p["symmetry"] not in SYMMETRIES:
         raise SimulationError(f"unknown value {p['symmetry']!r}; use one of {', '.join(SYMMETRIES)}",
                               field="symmetry")

@@ -17,6 +17,7 @@ from autopot.simulate.common import (
     SimulationError,
     check_number,
     check_relax,
+    merge,
     relax,
 )
 
@@ -29,7 +30,7 @@ DEFAULTS: dict[str, Any] = {"n_points": 11, "max_strain": 0.1, "optimizer": "BFG
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     check_number("n_points", p["n_points"], minimum=5, integer=True)
     check_number("max_strain", p["max_strain"], minimum=0, strict=True, maximum=0.5)
     check_relax("", p["optimizer"], p["fmax"], p["steps"], p["filter"])

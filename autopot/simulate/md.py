@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.simulate.common import SimulationError, check_choice, check_number
+from autopot.simulate.common import SimulationError, check_choice, check_number, merge
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -40,7 +40,7 @@ def _schedule(name: str, value: Any, minimum: float | None) -> tuple[float, floa
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     check_choice("ensemble", p["ensemble"], ENSEMBLES)
     check_number("steps", p["steps"], minimum=0, integer=True)
     check_number("timestep_fs", p["timestep_fs"], minimum=0, strict=True)

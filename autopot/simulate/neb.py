@@ -19,6 +19,7 @@ from autopot.simulate.common import (
     check_choice,
     check_number,
     check_relax,
+    merge,
     relax,
 )
 
@@ -32,8 +33,8 @@ ENDPOINT_DEFAULTS: dict[str, Any] = {**DEFAULTS, "n_images": 5, "interpolation":
                                      "endpoint_fmax": 0.01, "endpoint_steps": 1000}
 
 
-def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+def check(params: dict[str, Any], defaults: dict[str, Any] = DEFAULTS) -> dict[str, Any]:
+    p = merge(defaults, params)
     check_relax("", p["optimizer"], p["fmax"], p["steps"])
     check_number("spring", p["spring"], minimum=0, strict=True)
     check_choice("method", p["method"], ("aseneb", "improvedtangent", "eb", "spline", "string"))
@@ -41,7 +42,7 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_endpoints(params: dict[str, Any]) -> dict[str, Any]:
-    p = check({**ENDPOINT_DEFAULTS, **params})
+    p = check(params, ENDPOINT_DEFAULTS)
     check_number("n_images", p["n_images"], minimum=1, integer=True)
     check_choice("interpolation", p["interpolation"], ("idpp", "linear"))
     check_relax("endpoint_", p["endpoint_optimizer"], p["endpoint_fmax"], p["endpoint_steps"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from autopot.simulate.common import atoms_to_dict, check_relax, relax
+from autopot.simulate.common import atoms_to_dict, check_relax, merge, relax
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {"optimizer": "BFGS", "filter": "none", "fmax": 0.01,
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     check_relax("", p["optimizer"], p["fmax"], p["steps"], p["filter"])
     return p
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.simulate.common import SimulationError, check_number, check_relax, relax
+from autopot.simulate.common import SimulationError, check_number, check_relax, merge, relax
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {"supercell": [2, 2, 2], "distance": 0.01, "band_poin
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     for name in ("supercell", "mesh"):
         value = p[name]
         if isinstance(value, int) and not isinstance(value, bool):

@@ -26,6 +26,7 @@ from autopot.simulate.common import (
     check_choice,
     check_number,
     check_relax,
+    merge,
     relax,
 )
 
@@ -42,7 +43,7 @@ DEFAULTS: dict[str, Any] = {"lattice": "auto", "layers": 4, "fraction": 1.0, "re
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     check_choice("lattice", p["lattice"], ("auto", "fcc", "bcc"))
     check_number("layers", p["layers"], minimum=1, integer=True)
     check_number("fraction", p["fraction"])

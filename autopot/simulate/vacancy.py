@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autopot.simulate import neb
-from autopot.simulate.common import SimulationError, check_number, check_relax, relax
+from autopot.simulate.common import SimulationError, check_number, check_relax, merge, relax
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {"supercell": [2, 2, 2], "relax_bulk": True, "site": 
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
-    p = {**DEFAULTS, **params}
+    p = merge(DEFAULTS, params)
     sc = p["supercell"]
     if isinstance(sc, int) and not isinstance(sc, bool):
         sc = p["supercell"] = [sc] * 3

@@ -1,0 +1,234 @@
+"""The recorded simulation API (MLIP Arena's style)::
+
+    from autopot.simulate import EOS
+    result = EOS(atoms=atoms, calculator="emt")            # a dict; result.run == "eos.3"
+
+Every call is a task run in a workflow's store (by default an embedded one in
+``./autopot-simulate``, or ``workflow=`` any workflow directory, e.g. the AutoPot run's,
+so that its potentials and their validation sit in one database). A second identical call
+returns the recorded result without starting anything; ``refresh=True`` makes a new run
+of the same job. All input is checked — structure, calculator, every parameter — before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from autopot.simulate import store
+from autopot.simulate.common import SimulationError, read_structure, structure_sha256
+
+log = logging.getLogger("autopot.simulate")
+_calls = itertools.count(1)
+
+
+class SimulationResult(dict):
+    """The result dict, plus where it is recorded (``run``: its label) and whether it was
+    taken from the store (``cached``)."""
+
+    run: str = ""
+    cached: bool = False
+    workflow_dir: Path | None = None
+
+
+def _module(task: str) -> Any:
+    import importlib
+
+    name = "neb" if task == "neb_from_endpoints" else task
+    return importlib.import_module(f"autopot.simulate.{name}")
+
+
+def _check_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
+    module = _module(task)
+    if task == "md":
+        for key in ("temperature_K", "pressure_GPa"):  # a number is a constant schedule
+            value = params.get(key)
+            if value is not None and not isinstance(value, (list, tuple)):
+                params = {**params, key: [value, value]}
+            elif isinstance(value, tuple):
+                params = {**params, key: list(value)}
+    if task == "neb_from_endpoints":
+        return module.check_endpoints(params)
+    return module.check(params)
+
+
+def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict[str, Any],
+            workflow_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(job parameters, {job param: Atoms or [Atoms]}): everything checked, nothing written."""
+    from autopot.reference.calculators import make_calculator, resolve_spec, spec_file_digests
+
+    if task not in store.TASKS:
+        raise SimulationError(f"unknown simulation {task!r}; use one of {', '.join(store.TASKS)}",
+                              field="task")
+    checked = _check_params(task, dict(params))
+    atoms: dict[str, Any] = {}
+    for name, source in structures.items():
+        if name == "images":
+            if not isinstance(source, (list, tuple)) or len(source) < 2:
+                raise SimulationError("expected a list of at least two structures", field="images")
+            atoms[name] = [read_structure(s, field=f"images[{i}]") for i, s in enumerate(source)]
+        else:
+            atoms[name] = read_structure(source, field=name)
+    if task == "neb":
+        from autopot.simulate.neb import check_images
+
+        check_images(atoms["images"])
+    if task == "neb_from_endpoints":
+        from autopot.simulate.neb import check_images
+
+        check_images([atoms["structure"], atoms["final"]], field="final")
+    spec = resolve_spec(calculator, workflow_dir=workflow_dir)
+    with tempfile.TemporaryDirectory(prefix="autopot-calc-check-") as tmp:
+        make_calculator(spec, directory=Path(tmp))  # unimportable, bad kwargs, missing files
+    job: dict[str, Any] = {"calculator": spec, "calculator_files": spec_file_digests(spec)}
+    for name, value in atoms.items():
+        job[name] = [structure_sha256(a) for a in value] if name == "images" else structure_sha256(value)
+    job.update(checked)
+    if task in store.COMPOSED:
+        job["parts_source"] = ",".join(store.schema(t).source_hash for t in store.COMPOSED[task])
+    store.schema(task).validate_job(job)
+    return job, atoms
+
+
+def simulate(task: str, structures: dict[str, Any], calculator: Any = "emt", *,
+             workflow: str | Path | None = None, refresh: bool = False,
+             executor: str | dict[str, Any] = "local", slurm_options: dict[str, Any] | None = None,
+             **params: Any) -> SimulationResult:
+    """Run (or recall) one simulation as a recorded task run; see the module docstring."""
+    from autopot.locate import resolve_workflow_dir
+
+    workflow_dir = resolve_workflow_dir(workflow) if workflow is not None else store.default_workflow_dir()
+    job, atoms = prepare(task, structures, calculator, params, workflow_dir)
+    executor_spec = {"name": executor} if isinstance(executor, str) else dict(executor)
+    if executor_spec.get("name") not in ("local", "slurm") and ":" not in str(executor_spec.get("name")):
+        raise SimulationError(f"unknown executor {executor_spec.get('name')!r}; use local or slurm",
+                              field="executor")
+    if not refresh:
+        hit = _recorded(workflow_dir, task, job)
+        if hit is not None:
+            return hit
+    for value in atoms.values():
+        for a in value if isinstance(value, list) else [value]:
+            store.store_structure(workflow_dir, a)
+    run_params = {"slurm_options": dict(slurm_options)} if slurm_options else {}
+    label = _orchestrate(workflow_dir, task, job, refresh, executor_spec, run_params)
+    result = _result(workflow_dir, label)
+    result.cached = False
+    return result
+
+
+def _recorded(workflow_dir: Path, task: str, job: dict[str, Any]) -> SimulationResult | None:
+    from autopot.store.database import WorkflowPaths, open_store
+
+    if not WorkflowPaths(workflow_dir).db_dir.is_dir():
+        return None
+    with open_store(workflow_dir, read_only=True) as db:
+        run = store.finished_run(db.root, task, job)
+        if run is None:
+            return None
+        out = SimulationResult(run.quantities)
+        out.run, out.cached, out.workflow_dir = run.label, True, workflow_dir
+    log.info("%s: recorded result of %s (same task source and inputs)", task, out.run)
+    return out
+
+
+def _result(workflow_dir: Path, label: str) -> SimulationResult:
+    from autopot.store.database import open_store
+    from autopot.store.records import get_run
+
+    with open_store(workflow_dir, read_only=True) as db:
+        run = get_run(db.root, label)
+        out = SimulationResult(run.quantities)
+    out.run, out.workflow_dir = label, workflow_dir
+    return out
+
+
+def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bool,
+                 executor: dict[str, Any], run_params: dict[str, Any]) -> str:
+    """One orchestrator run of :mod:`autopot.simulate.flow`; the label of the result run."""
+    import asyncio
+
+    from autopot.engine.runner import run_orchestrator
+    from autopot.store.database import open_store
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise SimulationError("called inside a running event loop (Jupyter?): the engine needs its "
+                              "own; call it from a thread without a loop, or use the CLI",
+                              field="loop")
+    motoko = store.write_motoko(workflow_dir, executor)
+    run_name = f"simulate-{task}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_calls)}"
+    out = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(out):  # the runner's progress lines go to the log
+        status = run_orchestrator(motoko, run_name=run_name,
+                                  params={"task": task, "job": job, "refresh": refresh,
+                                          "run_params": run_params})
+    for line in out.getvalue().splitlines():
+        log.info("%s", line)
+    with open_store(workflow_dir, read_only=True) as db:
+        record = db.root.workflow_runs.get(run_name)
+        label = record.summary.get("result_run") if record is not None else None
+        last = record.events[-1][1] if record is not None and record.events else "no record"
+    if status != 0 or not label:
+        raise SimulationError(f"{task} did not finish: {last}", file=workflow_dir, field=task)
+    log.info("%s: %s finished in %.1f s", task, label, time.perf_counter() - t0)
+    return label
+
+
+# ---------------------------------------------------------------------------- the API
+def OPT(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Relax ``atoms`` (Atoms or any file ASE reads); see :mod:`autopot.simulate.opt`."""
+    return simulate("opt", {"structure": atoms}, calculator, **kwargs)
+
+
+def EOS(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Equation of state; its relaxations run as OPT tasks. See :mod:`autopot.simulate.eos`."""
+    return simulate("eos", {"structure": atoms}, calculator, **kwargs)
+
+
+def MD(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Molecular dynamics; see :mod:`autopot.simulate.md`."""
+    return simulate("md", {"structure": atoms}, calculator, **kwargs)
+
+
+def PHONON(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Phonons with phonopy; see :mod:`autopot.simulate.phonon`."""
+    return simulate("phonon", {"structure": atoms}, calculator, **kwargs)
+
+
+def NEB(images: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """NEB over a given path; see :func:`autopot.simulate.neb.run`."""
+    return simulate("neb", {"images": images}, calculator, **kwargs)
+
+
+def NEB_FROM_ENDPOINTS(initial: Any = None, final: Any = None, calculator: Any = "emt",  # noqa: N802
+                       **kwargs: Any) -> SimulationResult:
+    """Relaxed endpoints, IDPP path, CI-NEB; see :func:`autopot.simulate.neb.from_endpoints`."""
+    return simulate("neb_from_endpoints", {"structure": initial, "final": final}, calculator, **kwargs)
+
+
+def ELASTICITY(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Elastic tensor and moduli; see :mod:`autopot.simulate.elasticity`."""
+    return simulate("elasticity", {"structure": atoms}, calculator, **kwargs)
+
+
+def SFE(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Stacking-fault energy; see :mod:`autopot.simulate.sfe`."""
+    return simulate("sfe", {"structure": atoms}, calculator, **kwargs)
+
+
+def VACANCY(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
+    """Vacancy formation and migration; see :mod:`autopot.simulate.vacancy`."""
+    return simulate("vacancy", {"structure": atoms}, calculator, **kwargs)
