@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "archive": "autopot.commands.results_cmds:archive",
     "export": "autopot.commands.results_cmds:export",
     "report": "autopot.commands.results_cmds:report",
+    "simulate": "autopot.commands.simulate_cmds:simulate",
 }
 
 

@@ -1,0 +1,101 @@
+"""``autopot simulate TASK``: one recorded simulation from the shell.
+
+    autopot simulate eos --structure Cu.cif --calculator emt [-p n_points=9] [--refresh]
+    autopot simulate neb --images a.xyz --images b.xyz --images c.xyz --calculator emt-cu
+    autopot simulate neb_from_endpoints --structure ini.xyz --final fin.xyz -p n_images=7
+
+Results are recorded in ``./autopot-simulate`` (or ``-W``, any workflow directory) and
+printed: scalars by default, everything with ``--format json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from autopot.errors import AutopotError
+
+_TASKS = ("opt", "eos", "md", "phonon", "neb", "neb_from_endpoints", "elasticity", "sfe", "vacancy")
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``-p key=value``; values are YAML (``3``, ``0.01``, ``true``, ``[300, 600]``, text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise AutopotError(f"expected KEY=VALUE, got {item!r}", field="param")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise AutopotError(f"not a value: {raw!r} ({exc.__class__.__name__})", field=key.strip()) from None
+    return out
+
+
+def _summary(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, (list, dict)):
+            size = len(value)
+            value = f"<{type(value).__name__} of {size}>"
+        lines.append(f"{key}: {value}")
+    return lines
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("task", type=click.Choice(_TASKS))
+@click.option("-s", "--structure", default=None, help="structure file (any format ASE reads); NEB: the initial state")
+@click.option("--final", default=None, help="neb_from_endpoints: the final state")
+@click.option("--images", multiple=True, help="neb: the path's images in order (repeat)")
+@click.option("-c", "--calculator", default="emt", show_default=True,
+              help="emt, eam, vasp, module:Class, a models.yaml name, TASK.N train run, a .mtp file, or JSON")
+@click.option("--atom-types", default=None, help="atom types of a .mtp calculator, e.g. Cu=0")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="simulation parameter (repeat), e.g. -p n_points=9 -p temperature_K=[300,600]")
+@click.option("--refresh", is_flag=True, help="run again even if this job is recorded")
+@click.option("--executor", default="local", show_default=True, help="local, slurm or module:Class")
+@click.option("--slurm-option", "slurm_opts", multiple=True, metavar="KEY=VALUE",
+              help="SLURM option of the task runs (repeat), e.g. --slurm-option partition=short")
+@click.option("-W", "--workflow-dir", "workflow_dir", default=None,
+              help="workflow directory to record in (default: ./autopot-simulate, $AUTOPOT_SIMULATE_DIR)")
+@click.option("--format", "fmt", type=click.Choice(["summary", "json"]), default="summary", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="log the orchestration")
+def simulate(task: str, structure: str | None, final: str | None, images: tuple[str, ...],
+             calculator: str, atom_types: str | None, params: tuple[str, ...], refresh: bool,
+             executor: str, slurm_opts: tuple[str, ...], workflow_dir: str | None, fmt: str,
+             verbose: bool) -> None:
+    """Run (or recall) the simulation TASK on one structure, recorded in a workflow's store."""
+    import logging
+
+    from autopot.simulate.api import simulate as run
+
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if task == "neb":
+        structures: dict[str, Any] = {"images": list(images)}
+    else:
+        if structure is None:
+            raise AutopotError("a structure file is needed (--structure)", field="structure")
+        structures = {"structure": structure}
+        if task == "neb_from_endpoints":
+            if final is None:
+                raise AutopotError("the final state is needed (--final)", field="final")
+            structures["final"] = final
+    spec: Any = calculator
+    if atom_types:
+        from autopot.reference.calculators import resolve_spec
+
+        spec = {**resolve_spec(calculator), "atom_types": atom_types}
+    slurm = _parse_params(slurm_opts) or None
+    result = run(task, structures, spec, workflow=workflow_dir, refresh=refresh,
+                 executor=executor, slurm_options=slurm, **_parse_params(params))
+    origin = "recorded" if result.cached else "computed"
+    click.echo(f"{result.run} ({origin}) in {result.workflow_dir}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(dict(result)))
+    else:
+        click.echo("\n".join(_summary(result)))
