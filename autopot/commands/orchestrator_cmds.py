@@ -140,22 +140,26 @@ def status_snapshot(workflow: Any) -> dict[str, Any]:
 
 
 def _render(snap: dict[str, Any]) -> Any:
+    from rich import box
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
 
     table = Table(title=f"workflow run {snap['run_name']!r}: {snap['state']}"
-                  + (f" (orchestrator pid {snap['orchestrator_pid']})" if snap["orchestrator_pid"] else ""))
-    states = ["CREATED", "SUBMITTED", "RUNNING", "FINISHED", "FAILED", "CANCELLED"]
-    table.add_column("task")
+                  + (f" (orchestrator pid {snap['orchestrator_pid']})" if snap["orchestrator_pid"] else ""),
+                  box=box.SIMPLE_HEAD, title_justify="left")
+    every = ["CREATED", "SUBMITTED", "RUNNING", "FINISHED", "FAILED", "CANCELLED"]
+    # states no task is in are left out: full headings, and the table still fits 80 columns
+    states = [s for s in every if s == "FINISHED" or any(c.get(s) for c in snap["counts"].values())]
+    table.add_column("task", no_wrap=True)
     for s in states:
-        table.add_column(s.lower(), justify="right")
-    table.add_column("progress", width=24)
+        table.add_column(s.lower(), justify="right", no_wrap=True)
+    table.add_column("done", width=12, no_wrap=True)
     for task, counts in snap["counts"].items():
         total = sum(counts.values())
         done = sum(counts.get(s, 0) for s in ("FINISHED", "FAILED", "CANCELLED"))
         table.add_row(task, *[str(counts.get(s, 0)) for s in states],
-                      ProgressBar(total=max(total, 1), completed=done, width=24))
+                      ProgressBar(total=max(total, 1), completed=done, width=12))
     events = Table.grid()
     for when, text in snap["events"]:
         events.add_row(time.strftime("%H:%M:%S ", time.localtime(when)), text)

@@ -56,7 +56,7 @@ def archive(archive: Path, mode: str | None, extract_to: Path | None, force: boo
     result = create_archive(directory, archive, motoko=motoko, pack=not full_history, overwrite=force)
     runs = sum(sum(states.values()) for states in result.database["runs"].values())
     click.echo(f"{result.path}: {result.files} files ({_human(result.bytes_in)} -> {_human(result.bytes_out)}), "
-               f"database as of {result.database['last_tid']} with {runs} runs; {result.seconds:.1f} s")
+               f"database as of {_when(result.database.get('last_commit'))} with {runs} runs; {result.seconds:.1f} s")
 
 
 def _motoko_of(given: str | None) -> Path | None:
@@ -155,3 +155,10 @@ def report(output: Path | None, html: bool, no_parity: bool, workflow_dir: str |
         out_dir = output or records.directory / "report" / records.run_name
         result = build_report(records, out_dir, html=html, parity=not no_parity)
     click.echo(result.text(), nl=False)  # tables, then every figure (or why it was skipped)
+
+
+def _when(timestamp: float | None) -> str:
+    """A commit time as a person reads it (the transaction id stays in the manifest)."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "its last commit"

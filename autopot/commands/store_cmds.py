@@ -45,26 +45,35 @@ def _plain(value: Any, for_table: bool) -> Any:
 
 def _row(run: Any, for_table: bool) -> dict[str, Any]:
     row = run.summary()
+    if row.get("started") and row.get("ended"):
+        row["duration_s"] = round(row["ended"] - row["started"], 3)
     for key in ("created", "started", "ended"):
         if row.get(key):
-            row[key] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row[key]))
+            fmt = "%m-%d %H:%M:%S" if for_table else "%Y-%m-%d %H:%M:%S"
+            row[key] = time.strftime(fmt, time.localtime(row[key]))
     row.update({f"q.{k}": v for k, v in run.quantities.items()})
-    return {k: _plain(v, for_table) for k, v in row.items()}
+    return {k: _plain(v, False) for k, v in row.items()}
 
 
-DEFAULT_COLUMNS = ["id", "state", "run_name", "started", "ended", "exit_code"]
+DEFAULT_COLUMNS = ["id", "state", "started", "duration_s", "exit_code", "cause"]
 
 
 @click.command()
 @click.argument("task")
 @click.option("--where", "-w", multiple=True, help='constraints, e.g. "state = FINISHED, grade > 10"')
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table: fits the terminal (80 columns when piped); json/csv: every field, full precision")
 @click.option("--limit", type=int, default=None, help="at most this many runs")
-@click.option("--columns", default=None, help="comma-separated columns (job.X, run.X, q.X, state, ...)")
+@click.option("--columns", default=None,
+              help="comma-separated columns (id, state, job.X, run.X, q.X, started, duration_s, ...)")
+@click.option("--width", type=int, default=None, help="table width (default: the terminal's, 80 when piped)")
 @_WF
 def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns: str | None,
-         workflow_dir: str | None) -> None:
+         width: int | None, workflow_dir: str | None) -> None:
     """List the runs of TASK matching constraints (during or after a workflow)."""
+    import shutil
+
+    from autopot.locate import resolve_workflow_dir
     from autopot.store import query
     from autopot.store.records import get_task_type
 
@@ -72,32 +81,40 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
         task_type = get_task_type(store.root, task)
         selected = query.select(task_type, list(where), limit=limit, strict=True)
         rows = [_row(r, fmt == "table") for r in selected]
-    cols = columns.split(",") if columns else None
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    if cols:
+        known = {k for r in rows for k in r} | set(DEFAULT_COLUMNS)
+        unknown = [c for c in cols if c not in known]
+        if rows and unknown:
+            raise StoreError(f"unknown column {unknown[0]!r}; known: {', '.join(sorted(known))}", field="--columns")
     if fmt == "json":
         click.echo(json.dumps([{k: r.get(k) for k in cols} if cols else r for r in rows], default=str, indent=1))
         return
-    if cols is None:
-        cols = DEFAULT_COLUMNS + sorted({k for r in rows for k in r if k.startswith(("job.", "q."))})
     if fmt == "csv":
+        fields = cols or list(dict.fromkeys(k for r in rows for k in r))
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: json.dumps(r.get(k)) if isinstance(r.get(k), (list, dict)) else r.get(k) for k in cols})
+            writer.writerow({k: json.dumps(r.get(k)) if isinstance(r.get(k), (list, dict)) else r.get(k)
+                             for k in fields})
         click.echo(buf.getvalue(), nl=False)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from autopot.commands.table import render
 
-    table = Table(title=f"{task}: {len(rows)} runs")
-    for c in cols:
-        table.add_column(c, overflow="fold", no_wrap=c in ("id", "state"))
-    for r in rows:
-        table.add_row(*["" if r.get(c) is None else str(r.get(c)) for c in cols])
-    console = Console()
-    if not console.is_terminal:  # piped: do not squeeze into 80 columns
-        console = Console(width=max(200, console.width))
-    console.print(table)
+    if cols is None:  # the run's own scalars first: they are what a user came for
+        scalars = sorted({k for r in rows for k, v in r.items()
+                          if k.startswith("q.") and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        params = sorted({k for r in rows for k in r if k.startswith("job.")})
+        cols = DEFAULT_COLUMNS + scalars + params
+    width = width or shutil.get_terminal_size((80, 24)).columns
+    text, left_out = render(rows, cols, width=width, workflow_dir=resolve_workflow_dir(workflow_dir),
+                            keep_empty=columns is not None, title=f"{task}: {len(rows)} runs")
+    click.echo(text)
+    if left_out:
+        click.echo(click.wrap_text(f"(+{len(left_out)} columns not shown: {', '.join(left_out[:4])}"
+                                   f"{', ...' if len(left_out) > 4 else ''}; pick with --columns, "
+                                   "or --format json|csv for all)", width))
 
 
 @click.command()

@@ -50,8 +50,10 @@ def test_runs_formats_and_show(tmp_path: Path, template: Path) -> None:
     proc = cli("runs", "sp_calc", "-W", str(wf), "--format", "csv", "--columns", "id,state,q.energy")
     table = list(csv.DictReader(io.StringIO(proc.stdout)))
     assert len(table) == 5 and table[4] == {"id": "sp_calc.5", "state": "FAILED", "q.energy": "-5.0"}
-    proc = cli("runs", "sp_calc", "-W", str(wf))
-    assert "sp_calc.1" in proc.stdout and "array[4, 3]" in proc.stdout
+    proc = cli("runs", "sp_calc", "-W", str(wf))  # a table that fits 80 columns, scalars first
+    assert "sp_calc.1" in proc.stdout and max(map(len, proc.stdout.splitlines())) <= 80, proc.stdout
+    proc = cli("runs", "sp_calc", "-W", str(wf), "--columns", "id,q.forces,q.energy")
+    assert "[4x3] 0…0" in proc.stdout, proc.stdout
     proc = cli("show", "sp_calc.5", "-W", str(wf))
     assert proc.returncode == 0 and "FAILED" in proc.stdout and "exit code 2" in proc.stdout
     assert "cfg_fname = \"4.cfg\"" in proc.stdout
