@@ -48,16 +48,13 @@ def _module(task: str) -> Any:
 
 def _check_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
     module = _module(task)
-    if task == "md":
-        for key in ("temperature_K", "pressure_GPa"):  # a number is a constant schedule
-            value = params.get(key)
-            if value is not None and not isinstance(value, (list, tuple)):
-                params = {**params, key: [value, value]}
-            elif isinstance(value, tuple):
-                params = {**params, key: list(value)}
-    if task == "neb_from_endpoints":
-        return module.check_endpoints(params)
-    return module.check(params)
+    checked = module.check_endpoints(params) if task == "neb_from_endpoints" else module.check(params)
+    if task == "md":  # one stored form per schedule: [start, end] (a number is constant)
+        for key in ("temperature_K", "pressure_GPa"):
+            value = checked[key]
+            checked[key] = [float(v) for v in value] if isinstance(value, (list, tuple)) \
+                else [float(value), float(value)]
+    return checked
 
 
 def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict[str, Any],

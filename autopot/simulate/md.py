@@ -125,6 +125,8 @@ def run(atoms: Atoms, calculator: Any, *, directory: str | Path = ".", **params:
     state = {"step": done}
 
     def record() -> None:
+        work.get_potential_energy()  # so that every frame carries its energy and forces
+        work.get_forces()
         work.info["md_step"] = state["step"]
         traj.write(work)
         temps.append(float(work.get_temperature()))

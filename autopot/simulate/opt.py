@@ -19,14 +19,12 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
-def run(atoms: Atoms, calculator: Any, *, optimizer: str = "BFGS", filter: str = "none",  # noqa: A002
-        fmax: float = 0.01, steps: int = 1000, symmetry: bool = False) -> dict[str, Any]:
+def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     """Relaxed structure, energy, steps taken and whether ``fmax`` was reached."""
-    check({"optimizer": optimizer, "filter": filter, "fmax": fmax, "steps": steps,
-           "symmetry": symmetry})
+    p = check(params)
     work = atoms.copy()
-    out = relax(work, calculator, optimizer=optimizer, fmax=fmax, steps=steps, cell_filter=filter,
-                symmetry=symmetry)
+    out = relax(work, calculator, optimizer=p["optimizer"], fmax=p["fmax"], steps=p["steps"],
+                cell_filter=p["filter"], symmetry=p["symmetry"])
     out.update({
         "energy_per_atom": out["energy"] / len(work),
         "volume": float(work.get_volume()) if work.cell.rank == 3 else None,

@@ -84,18 +84,19 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     phonon.produce_force_constants()
     phonon.symmetrize_force_constants()
 
-    gamma = np.sort(phonon.get_frequencies([0.0, 0.0, 0.0]))
+    phonon.run_qpoints([[0.0, 0.0, 0.0]])
+    gamma = np.sort(phonon.qpoints.frequencies[0])
     prim = _ase_atoms(phonon.primitive)
     path = prim.cell.bandpath(npoints=0)
     segments, labels, connections = _segments(path, p["band_points"])
     phonon.run_band_structure(segments, labels=labels, path_connections=connections)
-    band = phonon.get_band_structure_dict()
+    band = phonon.band_structure
     phonon.run_mesh(p["mesh"], is_gamma_center=True)
     phonon.run_total_dos()
-    dos = phonon.get_total_dos_dict()
+    dos = phonon.total_dos
     phonon.run_thermal_properties(t_min=p["t_min"], t_max=p["t_max"], t_step=p["t_step"],
                                   exclude_gamma_acoustic=True)
-    thermal = phonon.get_thermal_properties_dict()
+    thermal = phonon.thermal_properties
     n_acoustic = 3
     out = {
         "natoms_primitive": len(prim), "natoms_supercell": len(phonon.supercell),
@@ -104,16 +105,16 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
         "gamma_acoustic_max_abs_THz": float(np.abs(gamma[:n_acoustic]).max()),
         "gamma_max_THz": float(gamma.max()),
         "band_path": path.path, "band_labels": labels,
-        "band_distances": [d.tolist() for d in band["distances"]],
-        "band_frequencies_THz": [f.tolist() for f in band["frequencies"]],
-        "band_min_THz": float(min(f.min() for f in band["frequencies"])),
-        "band_max_THz": float(max(f.max() for f in band["frequencies"])),
-        "dos_frequencies_THz": dos["frequency_points"].tolist(),
-        "dos": dos["total_dos"].tolist(),
-        "thermal_T_K": thermal["temperatures"].tolist(),
-        "thermal_free_energy_kJ_mol": thermal["free_energy"].tolist(),
-        "thermal_entropy_J_K_mol": thermal["entropy"].tolist(),
-        "thermal_heat_capacity_J_K_mol": thermal["heat_capacity"].tolist(),
+        "band_distances": [np.asarray(d).tolist() for d in band.distances],
+        "band_frequencies_THz": [np.asarray(f).tolist() for f in band.frequencies],
+        "band_min_THz": float(min(np.min(f) for f in band.frequencies)),
+        "band_max_THz": float(max(np.max(f) for f in band.frequencies)),
+        "dos_frequencies_THz": np.asarray(dos.frequency_points).tolist(),
+        "dos": np.asarray(dos.dos).tolist(),
+        "thermal_T_K": np.asarray(thermal.temperatures).tolist(),
+        "thermal_free_energy_kJ_mol": np.asarray(thermal.free_energy).tolist(),
+        "thermal_entropy_J_K_mol": np.asarray(thermal.entropy).tolist(),
+        "thermal_heat_capacity_J_K_mol": np.asarray(thermal.heat_capacity).tolist(),
         "force_constants_shape": list(phonon.force_constants.shape),
     }
     if relaxed is not None:

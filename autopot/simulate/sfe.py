@@ -54,13 +54,17 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
 
 def lattice_of(atoms: Atoms) -> tuple[str, str, float]:
     """(fcc|bcc, element, a0) of a one-element cubic crystal, from its space group."""
+    import warnings
+
     import spglib
 
     symbols = set(atoms.get_chemical_symbols())
     if len(symbols) != 1:
         raise SimulationError("stacking faults are built for one-element crystals", field="structure")
     cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    sg = spglib.get_symmetry_dataset(cell, symprec=1e-3)
+    with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sg = spglib.get_symmetry_dataset(cell, symprec=1e-3)
     number = sg.number if sg is not None else 0
     lattice = {225: "fcc", 229: "bcc"}.get(number)
     if lattice is None:

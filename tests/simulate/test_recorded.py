@@ -1,0 +1,190 @@
+"""Simulations as recorded task runs: identity, cache, refresh, composition, bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ase.build import bulk
+
+from autopot.simulate import EOS, MD, NEB_FROM_ENDPOINTS, OPT, SimulationError, store
+from autopot.store.database import open_store
+
+
+@pytest.fixture
+def cu():
+    return bulk("Cu", "fcc", a=3.6, cubic=True)
+
+
+def counts(wf: Path) -> dict[str, tuple[int, int]]:
+    """(jobs, runs) per task type, read from the store."""
+    if not (wf / "db").is_dir():
+        return {}
+    with open_store(wf, read_only=True) as db:
+        return {name: (len(tt.jobs), len(tt.runs)) for name, tt in db.root.task_types.items()}
+
+
+def test_cache_refresh_and_identity(cu, tmp_path, monkeypatch):
+    wf = tmp_path / "wf"
+    first = OPT(atoms=cu, calculator="emt", workflow=wf, fmax=0.05)
+    assert not first.cached and first.run == "opt.1" and first["converged"]
+    assert counts(wf) == {"opt": (1, 1)}
+    # the same structure from a file, the same calculator by its registry name: one job
+    cu.write(tmp_path / "Cu.cif")
+    again = OPT(atoms=tmp_path / "Cu.cif", calculator="emt-cu", workflow=wf, fmax=0.05)
+    assert again.cached and again.run == "opt.1" and dict(again) == dict(first)
+    assert counts(wf) == {"opt": (1, 1)}  # nothing recomputed, nothing recorded
+    fresh = OPT(atoms=cu, calculator="emt", workflow=wf, fmax=0.05, refresh=True)
+    assert not fresh.cached and fresh.run == "opt.2"
+    assert counts(wf) == {"opt": (1, 2)}  # a new run of the same job
+    OPT(atoms=cu, calculator="emt", workflow=wf, fmax=0.04)
+    assert counts(wf) == {"opt": (2, 3)}  # another parameter: another job
+
+    # a change of the task's source is a new identity: a copy of the templates, one edited
+    templates = tmp_path / "templates"
+    shutil.copytree(store.TEMPLATES, templates, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(templates / "opt" / "doIt.py", "a") as fh:
+        fh.write("# edited\n")
+    monkeypatch.setattr(store, "TEMPLATES", templates)
+    store.schema.cache_clear()
+    try:
+        edited = OPT(atoms=cu, calculator="emt", workflow=wf, fmax=0.05)
+    finally:
+        store.schema.cache_clear()
+    assert not edited.cached and edited.run == "opt.4"
+    assert counts(wf) == {"opt": (3, 4)}
+
+
+def test_eos_runs_its_relaxations_as_concurrent_opt_runs(cu, tmp_path):
+    wf = tmp_path / "wf"
+    result = EOS(atoms=cu, calculator="emt", workflow=wf, n_points=5, max_strain=0.04)
+    assert result["opt_runs"] == [f"opt.{i}" for i in range(1, 7)]
+    assert counts(wf) == {"opt": (6, 6), "eos": (1, 1)}
+    assert 3.58 < result["a0_cubic"] < 3.60 and 125 < result["B0_GPa"] < 145
+    with open_store(wf, read_only=True) as db:
+        runs = [db.root.task_types["opt"].runs[i] for i in range(2, 7)]  # the five volumes
+        spans = [(r.started, r.ended) for r in runs]
+    overlapping = sum(1 for a in spans for b in spans if a is not b and a[0] < b[1] and b[0] < a[1])
+    assert overlapping > 0, spans  # they ran side by side, not one after the other
+    cached = EOS(atoms=cu, calculator="emt", workflow=wf, n_points=5, max_strain=0.04)
+    assert cached.cached and counts(wf) == {"opt": (6, 6), "eos": (1, 1)}
+    # another EOS over other volumes shares the full relaxation and the unstrained point
+    EOS(atoms=cu, calculator="emt", workflow=wf, n_points=5, max_strain=0.06)
+    assert counts(wf)["opt"] == (10, 10) and counts(wf)["eos"] == (2, 2)
+
+
+def test_md_run_saves_its_trajectory(cu, tmp_path):
+    wf = tmp_path / "wf"
+    r = MD(atoms=cu, calculator="emt", workflow=wf, ensemble="langevin", steps=20, interval=5,
+           temperature_K=[300, 500])
+    assert r["steps_done"] == 20 and r["n_frames"] == 5
+    assert (wf / "runs" / "md" / "1" / "md.traj").is_file()
+
+
+BAD = [
+    ("opt", {"structure": "missing.cif"}, {}, "structure"),
+    ("opt", {}, {"optimizer": "Newton"}, "optimizer"),
+    ("opt", {}, {"filter": "Cell"}, "filter"),
+    ("md", {}, {"ensemble": "nvx"}, "ensemble"),
+    ("md", {}, {"temperature_K": -10}, "temperature_K"),
+    ("opt", {}, {"calculator": "no-such-model"}, "calculator"),
+    ("opt", {}, {"calculator": "no_such_pkg.calc:Calc"}, "calculator.calculator"),
+]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A workflow with one recorded OPT, shared by the bad-input cases."""
+    wf = tmp_path_factory.mktemp("bad") / "wf"
+    OPT(atoms=bulk("Cu", "fcc", a=3.6, cubic=True), calculator="emt", workflow=wf, fmax=0.1)
+    return wf
+
+
+@pytest.mark.parametrize("task, structures, params, field", BAD)
+def test_bad_input_names_the_field_and_records_nothing(task, structures, params, field, cu, tmp_path,
+                                                       recorded):
+    from autopot.errors import AutopotError
+    from autopot.simulate.api import simulate
+
+    wf = recorded
+    before = counts(wf)
+    mtime = (wf / "db" / "autopot.fs").stat().st_mtime_ns
+    structures = {"structure": cu, **structures}
+    if structures["structure"] == "missing.cif":
+        structures["structure"] = tmp_path / "missing.cif"
+    params = dict(params)
+    calculator = params.pop("calculator", "emt")
+    with pytest.raises(AutopotError) as info:
+        simulate(task, structures, calculator, workflow=wf, **params)
+    assert info.value.field == field
+    assert counts(wf) == before and (wf / "db" / "autopot.fs").stat().st_mtime_ns == mtime
+
+
+def test_neb_endpoints_with_different_atoms_are_refused(cu, tmp_path):
+    wf = tmp_path / "wf"
+    final = cu.copy()
+    del final[1]
+    with pytest.raises(SimulationError) as info:
+        NEB_FROM_ENDPOINTS(initial=cu, final=final, calculator="emt", workflow=wf)
+    assert info.value.field == "final"
+    assert not wf.exists()  # nothing written at all
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    (tmp_path / "bad.cif").write_text("this is not a CIF\n")
+    proc = subprocess.run([sys.executable, "-m", "autopot.cli", "simulate", "opt", "--structure",
+                           str(tmp_path / "bad.cif"), "-W", str(tmp_path / "wf")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "AUTOPOT_SIMULATE_DIR": str(tmp_path / "sim")})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "structure: cannot read a structure" in lines[0], proc.stderr
+    assert not (tmp_path / "wf").exists()
+
+
+def test_cli_records_and_recalls(tmp_path):
+    bulk("Cu", "fcc", a=3.6).write(tmp_path / "Cu.xyz")
+    cmd = [sys.executable, "-m", "autopot.cli", "simulate", "opt", "-s", "Cu.xyz", "-c", "emt",
+           "-p", "fmax=0.05", "--format", "json"]
+    env = {**os.environ, "AUTOPOT_SIMULATE_DIR": ""}
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
+    assert "opt.1 (recorded)" in second.stderr and first.stdout == second.stdout
+    assert (tmp_path / "autopot-simulate" / "db").is_dir()  # the default embedded store
+    runs = subprocess.run([sys.executable, "-m", "autopot.cli", "runs", "opt", "-W", "autopot-simulate",
+                           "--format", "csv", "--columns", "id,state,q.converged"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert runs.stdout.strip().splitlines()[1:] == ["opt.1,FINISHED,True"]
+
+
+def test_template_defaults_match_the_modules():
+    """bd.yaml is the schema the store validates; the modules' defaults are what run()."""
+    from autopot.simulate import api
+
+    for task in store.TASKS:
+        module = api._module(task)
+        defaults = module.ENDPOINT_DEFAULTS if task == "neb_from_endpoints" else module.DEFAULTS
+        declared = {k: p.default for k, p in store.schema(task).job.items()
+                    if k not in ("structure", "final", "images", "calculator", "calculator_files",
+                                 "parts_source")}
+        if task == "md":
+            defaults = {**defaults, "temperature_K": [defaults["temperature_K"]] * 2,
+                        "pressure_GPa": [defaults["pressure_GPa"]] * 2}
+        assert declared == defaults, task
+
+
+def test_registry_is_data(tmp_path, monkeypatch):
+    """A model is added by editing a models.yaml, not code."""
+    from autopot.reference.calculators import resolve_spec
+
+    (tmp_path / "models.yaml").write_text(
+        "my-lj:\n  calculator: {calculator: 'ase.calculators.lj:LennardJones', kwargs: {sigma: 2.3}}\n"
+        "  family: pair\n  training_data: none\n  license: MIT\n")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_spec("my-lj")["kwargs"] == {"sigma": 2.3}
+    assert resolve_spec("emt-cu") == {"calculator": "emt"}
