@@ -177,6 +177,15 @@ def one_blas_thread() -> Iterator[None]:
             set_(n)
 
 
+#: the jobs of the running :func:`_map_batches`, inherited by its forked workers instead
+#: of pickling every batch of ``Atoms`` and A^-1 into them
+_FORKED_JOBS: list = []
+
+
+def _forked_job(k: int):
+    return _rows_job(_FORKED_JOBS[k])
+
+
 def _map_batches(arr: MTPArrays, images: Sequence, per_atom: bool, ainv, n_jobs: int | None):
     spans = batches(images, arr)
     jobs = [(arr, list(images[s:e]), per_atom, ainv) for s, e in spans]
@@ -185,10 +194,15 @@ def _map_batches(arr: MTPArrays, images: Sequence, per_atom: bool, ainv, n_jobs:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)),
-                                 mp_context=mp.get_context("fork"),
-                                 initializer=single_thread_blas) as pool:
-            return list(pool.map(_rows_job, jobs))
+        workers = min(n_jobs, len(jobs))
+        _FORKED_JOBS[:] = jobs
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                     initializer=single_thread_blas) as pool:
+                chunk = -(-len(jobs) // (2 * workers))
+                return list(pool.map(_forked_job, range(len(jobs)), chunksize=chunk))
+        finally:
+            _FORKED_JOBS.clear()
     with one_blas_thread():
         return [_rows_job(j) for j in jobs]
 

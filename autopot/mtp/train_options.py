@@ -36,13 +36,14 @@ class TrainOption:
 
 
 TRAIN_OPTIONS: tuple[TrainOption, ...] = (
-    TrainOption("max_iter", int, 1000, 0, 10**7, None, "iterations",
+    TrainOption("max_iter", int, 1000, 0, None, None, "iterations",
                 "BFGS iterations at most (0: only the linear pre-fit)",
                 "scipy minimize maxiter", "--max-iter"),
     TrainOption("conv_tol", float, 1e-3, 0.0, 1.0, None, "relative",
                 f"stop when the loss fell by less than this fraction over the last "
                 f"{CONV_WINDOW} iterations (0: always run max_iter)",
-                f"callback: (f[k-{CONV_WINDOW}] - f[k]) / f[k-{CONV_WINDOW}] < conv_tol stops",
+                f"callback: (f[k-{CONV_WINDOW}] - f[k]) / f[k-{CONV_WINDOW}] < conv_tol stops "
+                "(scipy's own gtol=1e-5 stops too)",
                 "--bfgs-conv-tol"),
     TrainOption("energy_weight", float, 1.0, 0.0, None, None, "",
                 "weight of energies in the loss", "LossSetting.energy_weight",
@@ -55,7 +56,7 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
     TrainOption("lls", bool, True, None, None, None, "",
                 "fit the linear coefficients before the non-linear fit of a fresh potential",
                 "LLS step before BFGS", "false: --skip-preinit"),
-    TrainOption("seed", int, 0, 0, 2**63 - 1, None, "",
+    TrainOption("seed", int, 0, 0, None, None, "",
                 "random initialisation of the radial coefficients of a fresh potential",
                 "numpy default_rng(seed)", "none (MLIP-2 seeds from std::random_device)"),
     TrainOption("method", str, "BFGS", None, None, ("BFGS", "L-BFGS-B"), "",

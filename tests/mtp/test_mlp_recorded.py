@@ -188,3 +188,10 @@ def test_real_mlp_reproduces_the_recordings(tmp_path):
     efs = be.calc_efs(pot, DATA / "test.cfg", T, workdir=tmp_path / "e" / "new")
     assert np.allclose([a.get_potential_energy() for a in efs],
                        [a.get_potential_energy() for a in read_cfg(DATA / "out" / "efs.cfg", T)])
+
+
+def test_readme_train_option_table_is_current():
+    from autopot.mtp.train_options import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "autopot" / "mtp" / "README.md").read_text()
+    assert markdown_table() in readme
