@@ -160,10 +160,8 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
         asyncio.get_running_loop()
     except RuntimeError:
         pass
-    else:
-        raise SimulationError("called inside a running event loop (Jupyter?): the engine needs its "
-                              "own; call it from a thread without a loop, or use the CLI",
-                              field="loop")
+    else:  # a running loop (Jupyter): the engine needs its own, and signals, in a process
+        return _orchestrate_in_subprocess(workflow_dir, task, job, refresh, executor, run_params)
     motoko = store.write_motoko(workflow_dir, executor)
     run_name = f"simulate-{task}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_calls)}"
     out = io.StringIO()
@@ -182,6 +180,39 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
         raise SimulationError(f"{task} did not finish: {last}", file=workflow_dir, field=task)
     log.info("%s: %s finished in %.1f s", task, label, time.perf_counter() - t0)
     return label
+
+
+def _orchestrate_in_subprocess(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bool,
+                               executor: dict[str, Any], run_params: dict[str, Any]) -> str:
+    import json
+    import subprocess
+    import sys
+
+    request = json.dumps({"workflow_dir": str(workflow_dir), "task": task, "job": job,
+                          "refresh": refresh, "executor": executor, "run_params": run_params})
+    proc = subprocess.run([sys.executable, "-m", "autopot.simulate.api"], input=request,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        raise SimulationError(lines[-1], file=workflow_dir, field=task)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _subprocess_main() -> None:
+    """``python -m autopot.simulate.api`` < request.json: orchestrate, print the label."""
+    import json
+    import sys
+
+    from autopot.errors import AutopotError
+
+    r = json.load(sys.stdin)
+    try:
+        label = _orchestrate(Path(r["workflow_dir"]), r["task"], r["job"], r["refresh"],
+                             r["executor"], r["run_params"])
+    except AutopotError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    print(label)
 
 
 # ---------------------------------------------------------------------------- the API
@@ -229,3 +260,7 @@ def SFE(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> Simulation
 def VACANCY(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802
     """Vacancy formation and migration; see :mod:`autopot.simulate.vacancy`."""
     return simulate("vacancy", {"structure": atoms}, calculator, **kwargs)
+
+
+if __name__ == "__main__":
+    _subprocess_main()

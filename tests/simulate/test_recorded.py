@@ -188,3 +188,14 @@ def test_registry_is_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert resolve_spec("my-lj")["kwargs"] == {"sigma": 2.3}
     assert resolve_spec("emt-cu") == {"calculator": "emt"}
+
+
+def test_inside_a_running_event_loop(cu, tmp_path):
+    """Jupyter runs a loop: the engine then runs in a child process, same record."""
+    import asyncio
+
+    async def call():
+        return OPT(atoms=cu, calculator="emt", workflow=tmp_path / "wf", fmax=0.05)
+
+    result = asyncio.run(call())
+    assert result.run == "opt.1" and not result.cached and counts(tmp_path / "wf") == {"opt": (1, 1)}
