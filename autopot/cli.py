@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 
 from autopot import __version__
-from autopot.errors import EXIT_CODES_HELP, AutopotError, ExitCode, os_error
+from autopot.errors import EXIT_CODES_HELP, AutopotError, ExitCode, database_error, os_error
 
 #: command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
@@ -92,8 +92,9 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail("interrupted", int(ExitCode.STOPPED))
     except Exception as exc:
-        if type(exc).__module__.startswith(("ZEO", "ZODB", "BTrees")):  # the database failed
-            _fail(f"database: {type(exc).__name__}: {exc}", int(ExitCode.INFRASTRUCTURE))
+        if type(exc).__module__.startswith(("ZEO", "ZODB", "BTrees", "transaction")):  # the database failed
+            err = database_error(exc)
+            _fail(str(err), int(err.exit_code))
         raise
 
 

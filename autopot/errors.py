@@ -85,3 +85,17 @@ def os_error(exc: OSError, what: str = "") -> AutopotError:
     message = f"{what}{': ' if what else ''}{exc.strerror or exc}"
     cls = InfrastructureError if exc.errno in infra else AutopotError
     return cls(message, file=exc.filename)
+
+
+def database_error(exc: BaseException) -> InfrastructureError:
+    """A ZODB/ZEO failure as one line: the server's OSError (disk full, permission) is
+    unwrapped from ZEO's ``ServerException(class name, args)`` so the user reads the cause."""
+    args = tuple(getattr(exc, "args", ()))
+    if len(args) == 1 and isinstance(args[0], tuple):
+        args = args[0]
+    if type(exc).__name__ == "ServerException" and len(args) == 2 and isinstance(args[0], str):
+        name, detail = args
+        if isinstance(detail, tuple) and len(detail) >= 2 and isinstance(detail[0], int):
+            return InfrastructureError(f"server failed to write: {detail[1]} (errno {detail[0]})", field="database")
+        return InfrastructureError(f"server error {name.rsplit('.', 1)[-1]}: {detail}", field="database")
+    return InfrastructureError(f"{type(exc).__name__}: {exc}", field="database")

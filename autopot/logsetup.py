@@ -8,6 +8,7 @@ command also prints on stdout).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -20,29 +21,36 @@ CONSOLE_DATEFMT = "%H:%M:%S"
 _console: logging.Handler | None = None
 
 
+def _for_console(record: logging.LogRecord) -> bool:
+    """autopot's own records; libraries (ZEO, transaction) only reach the log file, so an
+    error stays one line on the terminal while the file keeps their tracebacks."""
+    return record.name.startswith("autopot") and getattr(record, "console", True)
+
+
 def configure(verbosity: int = 0) -> None:
     """Console handler on stderr: -1 quiet (warnings), 0 progress (info), 1 debug."""
     global _console
+    logging.raiseExceptions = False  # a log write failing (disk full) is not the command failing
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
-    root = logging.getLogger("autopot")
+    root = logging.getLogger()
     if _console is None:
         _console = logging.StreamHandler(sys.stderr)
         _console.setFormatter(logging.Formatter(CONSOLE_FORMAT, CONSOLE_DATEFMT))
-        _console.addFilter(lambda record: getattr(record, "console", True))
+        _console.addFilter(_for_console)
         root.addHandler(_console)
-        root.propagate = False
     _console.setLevel(level)
     root.setLevel(logging.DEBUG if verbosity > 0 else logging.INFO)
 
 
 def add_log_file(directory: Path, stem: str) -> tuple[logging.Handler, Path]:
-    """A new ``<directory>/<stem>-YYYYmmdd-HHMMSS.log`` receiving every autopot record."""
+    """A new ``<directory>/<stem>-YYYYmmdd-HHMMSS.log`` receiving every record (libraries'
+    too: a database failure's traceback is there, not on the terminal)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.setLevel(logging.DEBUG)
-    root = logging.getLogger("autopot")
+    root = logging.getLogger()
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
@@ -50,5 +58,7 @@ def add_log_file(directory: Path, stem: str) -> tuple[logging.Handler, Path]:
 
 
 def remove_handler(handler: logging.Handler) -> None:
-    logging.getLogger("autopot").removeHandler(handler)
-    handler.close()
+    """Detach and close; a log file on a full disk must not hide the error that ended the run."""
+    logging.getLogger().removeHandler(handler)
+    with contextlib.suppress(OSError):
+        handler.close()

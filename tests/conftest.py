@@ -51,4 +51,5 @@ def finished_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (dest / "demo.log").write_text(proc.stdout)
+    (dest / "demo.err").write_text(proc.stderr)
     return dest / "motoko.yaml"

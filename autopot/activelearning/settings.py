@@ -98,7 +98,7 @@ class Settings:
                     schemas: Mapping[str, TaskSchema]) -> Settings:
         """Flags → settings, every value checked; with no stage flag and no inputs, the
         ``cu`` demo preset. Reads files, writes nothing."""
-        p = {k: v for k, v in params.items() if v not in (None, False, [])}
+        p = {k: v for k, v in params.items() if v is not None and v is not False and v != []}  # 0 is a value
         preset_name = p.get("preset")
         if preset_name is None and not any(k in p for k in ("select", "md_select", "calculate_ts", "training_set")):
             preset_name = "cu"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from autopot.engine.motoko import MotokoConfig
-from autopot.errors import AutopotError, ExitCode, WorkflowError, os_error
+from autopot.errors import AutopotError, ExitCode, WorkflowError, database_error, os_error
 from autopot.logsetup import add_log_file, remove_handler
 
 log = logging.getLogger("autopot.engine")
@@ -218,6 +218,22 @@ def check_workflow_params(config: MotokoConfig, params: dict[str, Any], run_name
     return check(dict(params), workflow_dir=config.directory, run_name=run_name, schemas=config.schemas())
 
 
+def check_writable(directory: Path) -> None:
+    """The workflow directory (or the folder it will be made in) and its database must be
+    writable: found now, a permission problem costs one line instead of a half-started run."""
+    from autopot.store.database import WorkflowPaths
+
+    paths = WorkflowPaths(directory)
+    probe = directory
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    for path, mode, what in ((probe, os.W_OK | os.X_OK, "cannot write the workflow directory"),
+                             (paths.db_dir, os.W_OK | os.X_OK, "cannot write the database directory"),
+                             (paths.db_file, os.R_OK | os.W_OK, "cannot read and write the database")):
+        if path.exists() and not os.access(path, mode):
+            raise WorkflowError(f"{what} (permission denied)", file=path, field="directory")
+
+
 def _options_record(options_file: Path | None) -> dict[str, Any] | None:
     if options_file is None:
         return None
@@ -258,6 +274,7 @@ def run_orchestrator(
     run_name = run_name or "default"
     main_params = check_workflow_params(config, workflow_params, run_name)
     options = _options_record(options_file)
+    check_writable(config.directory)
 
     lock = OrchestratorLock(config.directory)
     try:
@@ -266,13 +283,17 @@ def run_orchestrator(
         raise WorkflowError(f"cannot write the workflow directory: {exc.strerror}",
                             file=exc.filename or config.directory, field="directory") from None
     paths = WorkflowPaths(config.directory)
-    started_server = False
-    log_handler, log_path = add_log_file(paths.logs_dir, f"orchestrator-{run_name}")
+    started_server, server = False, None
+    try:
+        log_handler, log_path = add_log_file(paths.logs_dir, f"orchestrator-{run_name}")
+    except OSError as exc:
+        lock.release()
+        raise os_error(exc, "cannot create the log file") from None
     try:
         if not socket_alive(paths.socket):
-            start_server(config.directory)
-            (paths.db_dir / "owner").write_text("orchestrator\n")
+            server = start_server(config.directory)
             started_server = True
+            (paths.db_dir / "owner").write_text("orchestrator\n")
         elif (paths.db_dir / "owner").exists():
             started_server = True  # left by a killed orchestrator: ours to stop at the end
         store = Store.open_zeo(paths.socket)
@@ -335,7 +356,7 @@ def run_orchestrator(
     finally:
         remove_handler(log_handler)
         if started_server and not keep_server:
-            pid = server_pid(config.directory)
+            pid = server_pid(config.directory) or (server.pid if server is not None else None)
             if pid is not None:
                 stop_server(pid)
             (paths.db_dir / "owner").unlink(missing_ok=True)
@@ -354,8 +375,8 @@ def _classify(exc: BaseException) -> tuple[ExitCode, str]:
     if isinstance(exc, OSError):
         err = os_error(exc)
         return ExitCode(err.exit_code if err.exit_code == ExitCode.INFRASTRUCTURE else ExitCode.FAILED), str(err)
-    if type(exc).__module__.startswith(("ZEO", "ZODB")):
-        return ExitCode.INFRASTRUCTURE, f"database: {type(exc).__name__}: {exc}"
+    if type(exc).__module__.startswith(("ZEO", "ZODB", "transaction")):
+        return ExitCode.INFRASTRUCTURE, str(database_error(exc))
     return ExitCode.FAILED, f"{type(exc).__name__}: {exc}"
 
 

@@ -688,7 +688,8 @@ def get_backend(name: str = "motep", mlp_binary: str | None = None, **options: A
 def backend_from_spec(spec: Mapping[str, Any] | None) -> MTPBackend:
     """The backend a run space's ``mtp_backend`` names: ``{name: motep}`` (the default) or
     ``{name: mlp, binary: /path/to/mlp}``; other keys are backend options."""
-    options = dict(spec or {"name": "motep"})
+    # unset keys of the bd.yaml schema arrive as None: the backend's own default applies
+    options = {k: v for k, v in dict(spec or {"name": "motep"}).items() if v is not None}
     name = options.pop("name", "motep")
     binary = options.pop("binary", None)
     return get_backend(name, mlp_binary=binary, **options)

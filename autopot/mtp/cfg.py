@@ -7,13 +7,12 @@ Writes are atomic (temporary file + rename) so a failure never leaves half a fil
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from autopot.atomic import atomic_write_text
 from autopot.errors import MTPError
 
 from .atom_types import number_to_type, parse_atom_types, type_to_number
@@ -60,6 +59,8 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
             lines = fh.read().splitlines()
     except OSError as exc:
         raise MTPError(f"cannot read: {exc.strerror}", file=path) from None
+    except UnicodeDecodeError:
+        raise MTPError("not a text file (an MLIP-2 .cfg is UTF-8/ASCII text)", file=path) from None
 
     images: list[Atoms] = []
     n = len(lines)
@@ -284,11 +285,6 @@ def format_cfg(atoms_list: Iterable, atom_types: str | Mapping[str, int], *,
     return "".join(out)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file in the same directory, then rename: all or nothing."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def write_cfg(path: str | Path, atoms_list: Sequence, atom_types: str | Mapping[str, int]) -> None:
     """Write configurations to an MLIP-2 .cfg file atomically."""
     from ase import Atoms
@@ -300,19 +296,3 @@ def write_cfg(path: str | Path, atoms_list: Sequence, atom_types: str | Mapping[
         atomic_write_text(path, text)
     except OSError as exc:
         raise MTPError(f"cannot write: {exc.strerror}", file=str(path)) from None
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write bytes via a temporary file in the same directory, then rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

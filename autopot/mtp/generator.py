@@ -273,7 +273,7 @@ def generate_untrained_mtp(level: int, species_count: int, cutoff: float = 5.0,
     """
     text = format_untrained_mtp(level, species_count, cutoff, min_dist, radial_basis_size)
     if path is not None:
-        from .cfg import atomic_write_text
+        from autopot.atomic import atomic_write_text
 
         atomic_write_text(path, text)
     return text

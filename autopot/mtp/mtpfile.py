@@ -9,9 +9,7 @@ The active set of a potential lives next to it, see :func:`activeset_path`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -224,15 +222,9 @@ def write_mtp(path: str | Path, data: MTPData) -> None:
     """Write ``data`` in the legacy MLIP-2 format, atomically."""
     from motep.io.mlip.mtp import write_mtp as motep_write
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mtp", dir=path.parent or ".")
-    os.close(fd)
-    try:
+    from autopot.atomic import atomic_path
+
+    with atomic_path(path, suffix=".mtp") as tmp:
         optimized = list(data.optimized)
-        motep_write(tmp, data, legacy=True)
+        motep_write(str(tmp), data, legacy=True)
         data.optimized = optimized
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
