@@ -23,8 +23,8 @@ from autopot.store.schema import TaskSchema, canonical_hash
 
 TEMPLATES = Path(__file__).with_name("templates")
 TASKS = ("opt", "eos", "md", "phonon", "neb", "neb_from_endpoints", "elasticity", "sfe", "vacancy")
-#: tasks whose jobs are submitted as one task run; eos is composed of opt runs
-COMPOSED = {"eos": ("opt",)}
+#: composed tasks and the tasks of their parts (whose sources are part of their identity)
+COMPOSED = {"eos": ("opt",), "vacancy": ("opt", "neb_from_endpoints")}
 MOTOKO_NAME = "simulate.motoko.yaml"
 DEFAULT_DIRNAME = "autopot-simulate"
 

@@ -113,12 +113,38 @@ def _eos(ctx: Any) -> dict[str, Any]:
     return result
 
 
+def _vacancy(ctx: Any) -> dict[str, Any]:
+    """The combination of the recorded parts (bulk OPT, perfect, defect, NEB)."""
+    from autopot.simulate import vacancy
+    from autopot.simulate.common import atoms_from_dict
+    from autopot.store.records import get_run
+
+    p = _params(ctx, vacancy.DEFAULTS)
+    parts = dict(ctx.params["parts"])
+    needed = {"perfect", "defect"} | ({"neb"} if p["migration"] else set()) \
+        | ({"bulk"} if p["relax_bulk"] else set())
+    if set(parts) != needed:
+        raise SimulationError(f"expected parts {sorted(needed)}, got {sorted(parts)}", field="parts")
+    runs = {name: get_run(ctx.store.root, label) for name, label in parts.items()}
+    for run in runs.values():
+        if run.state != "FINISHED":
+            raise SimulationError(f"{run.label} is {run.state}", field="parts")
+    q = {name: run.quantities for name, run in runs.items()}
+    bulk = atoms_from_dict(q["bulk"]["structure"]) if "bulk" in q \
+        else load_structure(ctx, ctx.params["structure"], "structure")
+    cell, _, _, distance = vacancy.defect_cells(bulk, p)
+    result = vacancy.combine(len(cell), float(q["perfect"]["energy"]), q["defect"], q.get("neb"),
+                             distance)
+    result["parts"] = parts
+    return result
+
+
 def _runners() -> dict[str, Any]:
-    from autopot.simulate import elasticity, phonon, sfe, vacancy
+    from autopot.simulate import elasticity, phonon, sfe
 
     return {"opt": _opt, "eos": _eos, "md": _md, "neb": _neb,
             "neb_from_endpoints": _neb_from_endpoints, "phonon": _simple(phonon),
-            "elasticity": _simple(elasticity), "sfe": _simple(sfe), "vacancy": _simple(vacancy)}
+            "elasticity": _simple(elasticity), "sfe": _simple(sfe), "vacancy": _vacancy}
 
 
 def main(task: str) -> None:

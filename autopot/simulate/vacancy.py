@@ -39,43 +39,71 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
-def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
-    p = check(params)
-    work = atoms.copy()
-    if p["relax_bulk"]:
-        relax(work, calculator, optimizer=p["optimizer"], fmax=p["fmax"] / 10, steps=p["steps"],
-              cell_filter="FrechetCell", symmetry=True)
-    cell = work.repeat(p["supercell"])
+def bulk_relax_settings(p: dict[str, Any]) -> dict[str, Any]:
+    """OPT settings of the bulk's full relaxation (tighter: a0 sets every energy here)."""
+    return {"optimizer": p["optimizer"], "filter": "FrechetCell", "fmax": p["fmax"] / 10,
+            "steps": p["steps"], "symmetry": True}
+
+
+def defect_cells(bulk: Atoms, p: dict[str, Any]) -> tuple[Atoms, Atoms, Atoms, float]:
+    """(perfect supercell, vacancy at ``site``, vacancy at its nearest neighbour's site,
+    hop distance); both defect cells list the remaining atoms in the same order."""
+    cell = bulk.repeat(p["supercell"])
     n = len(cell)
     if n < 4:
         raise SimulationError(f"{n} atoms is too small a supercell for a vacancy", field="supercell")
-    if p["site"] >= n:
-        raise SimulationError(f"no site {p['site']} in the {n}-atom supercell", field="site")
-    cell.calc = calculator
-    e_bulk = float(cell.get_potential_energy())
     site = p["site"]
+    if site >= n:
+        raise SimulationError(f"no site {site} in the {n}-atom supercell", field="site")
     initial = cell.copy()
     del initial[site]
-    r = relax(initial, calculator, optimizer=p["optimizer"], fmax=p["fmax"], steps=p["steps"])
+    dists = cell.get_distances(site, range(n), mic=True)
+    dists[site] = np.inf
+    neighbour = int(np.argmin(dists))
+    final = cell.copy()
+    final.positions[neighbour] = cell.positions[site]
+    del final[site]
+    return cell, initial, final, float(dists[neighbour])
+
+
+def neb_settings(p: dict[str, Any]) -> dict[str, Any]:
+    """NEB_FROM_ENDPOINTS parameters of the hop (its other settings at their defaults)."""
+    return {**neb.ENDPOINT_DEFAULTS, "n_images": p["n_images"], "climb": p["climb"],
+            "optimizer": p["neb_optimizer"], "fmax": p["neb_fmax"], "steps": p["steps"],
+            "endpoint_optimizer": p["optimizer"], "endpoint_fmax": p["fmax"]}
+
+
+def combine(natoms: int, bulk_energy: float, defect: dict[str, Any], hop: dict[str, Any] | None,
+            hop_distance: float) -> dict[str, Any]:
+    """The result from the perfect cell's energy, the relaxed defect and the NEB."""
     out: dict[str, Any] = {
-        "formation_energy": r["energy"] - (n - 1) / n * e_bulk, "natoms_bulk": n,
-        "bulk_energy": e_bulk, "defect_energy": r["energy"], "converged": r["converged"],
+        "formation_energy": defect["energy"] - (natoms - 1) / natoms * bulk_energy,
+        "natoms_bulk": natoms, "bulk_energy": bulk_energy, "defect_energy": defect["energy"],
+        "converged": bool(defect["converged"]),
     }
-    if p["migration"]:
-        dists = cell.get_distances(site, range(n), mic=True)
-        dists[site] = np.inf
-        neighbour = int(np.argmin(dists))
-        final = cell.copy()
-        final.positions[neighbour] = cell.positions[site]
-        del final[site]
-        hop = neb.from_endpoints(initial, final, calculator, n_images=p["n_images"],
-                                 climb=p["climb"], optimizer=p["neb_optimizer"],
-                                 fmax=p["neb_fmax"], steps=p["steps"],
-                                 endpoint_optimizer=p["optimizer"], endpoint_fmax=p["fmax"])
+    if hop is not None:
         out.update({
             "migration_barrier": hop["barrier_forward"],
             "migration_barrier_backward": hop["barrier_backward"],
-            "migration_energies": hop["relative_energies"], "hop_distance": float(dists[neighbour]),
-            "neb_converged": hop["converged"],
+            "migration_energies": hop["relative_energies"], "hop_distance": hop_distance,
+            "neb_converged": bool(hop["converged"]),
         })
     return out
+
+
+def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
+    """The whole computation in this process (the recorded one runs its parts as OPT and
+    NEB_FROM_ENDPOINTS tasks, concurrently)."""
+    p = check(params)
+    work = atoms.copy()
+    if p["relax_bulk"]:
+        b = bulk_relax_settings(p)
+        relax(work, calculator, optimizer=b["optimizer"], fmax=b["fmax"], steps=b["steps"],
+              cell_filter=b["filter"], symmetry=b["symmetry"])
+    cell, initial, final, distance = defect_cells(work, p)
+    cell.calc = calculator
+    e_bulk = float(cell.get_potential_energy())
+    defect = relax(initial.copy(), calculator, optimizer=p["optimizer"], fmax=p["fmax"],
+                   steps=p["steps"])
+    hop = neb.from_endpoints(initial, final, calculator, **neb_settings(p)) if p["migration"] else None
+    return combine(len(cell), e_bulk, defect, hop, distance)

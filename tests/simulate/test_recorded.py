@@ -199,3 +199,20 @@ def test_inside_a_running_event_loop(cu, tmp_path):
 
     result = asyncio.run(call())
     assert result.run == "opt.1" and not result.cached and counts(tmp_path / "wf") == {"opt": (1, 1)}
+
+
+def test_vacancy_parts_are_runs_of_their_own(cu, tmp_path):
+    """VACANCY = bulk OPT, then the perfect cell, the defect (OPT) and the hop (NEB) side by
+    side; the combination equals the in-process computation."""
+    from ase.calculators.emt import EMT
+
+    from autopot.simulate import VACANCY, vacancy
+
+    settings = {"supercell": [2, 1, 1], "n_images": 1, "neb_fmax": 0.05}
+    r = VACANCY(atoms=cu, calculator="emt", workflow=tmp_path / "wf", **settings)
+    assert r["parts"] == {"bulk": "opt.1", "perfect": "opt.2", "defect": "opt.3",
+                          "neb": "neb_from_endpoints.1"}
+    assert counts(tmp_path / "wf") == {"opt": (3, 3), "neb_from_endpoints": (1, 1), "vacancy": (1, 1)}
+    direct = vacancy.run(cu, EMT(), **settings)
+    assert r["formation_energy"] == pytest.approx(direct["formation_energy"], abs=1e-6)
+    assert r["migration_barrier"] == pytest.approx(direct["migration_barrier"], abs=1e-4)
