@@ -46,7 +46,11 @@ def add_log_file(directory: Path, stem: str) -> tuple[logging.Handler, Path]:
     """A new ``<directory>/<stem>-YYYYmmdd-HHMMSS.log`` receiving every record (libraries'
     too: a database failure's traceback is there, not on the terminal)."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = directory / f"{base}.log", 1
+    while path.exists():  # two starts within a second keep two files
+        n += 1
+        path = directory / f"{base}-{n}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.setLevel(logging.DEBUG)

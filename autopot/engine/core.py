@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,7 +73,8 @@ class Engine:
         self._invalidation_times: dict[bytes, float] = {}
         self.stop_request: str | None = None
         self.stats = Stats()
-        self.progress_interval = 30.0  # seconds between "waiting on ..." lines
+        # seconds between "waiting on ..." lines while runs are outstanding
+        self.progress_interval = float(os.environ.get("AUTOPOT_PROGRESS_S", "30"))
         self.measure_latency = False
         self._pending_starts: list[Executor] = []
 

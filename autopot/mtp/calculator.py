@@ -86,11 +86,12 @@ class MDResult:
 
 def run_md_select(atoms: Atoms, pot: str | Path, training_set: str | Path | Sequence[Atoms],
                   atom_types: str | Mapping[str, int], *, temperature_K: float,
-                  timestep_fs: float, steps: int, friction: float = 0.01, seed: int = 0,
-                  gamma_min: float = 2.0, gamma_max: float = 10.0, grade_every: int = 1,
+                  timestep_fs: float, steps: int, friction: float, seed: int,
+                  gamma_min: float, gamma_max: float, grade_every: int,
                   mode: str = "configuration") -> MDResult:
     """Langevin MD with the MTP; collect snapshots with grade > ``gamma_min``, stop at
-    the first grade > ``gamma_max``.  ``friction`` is in 1/fs; the input is not modified."""
+    the first grade > ``gamma_max``.  ``friction`` is in 1/fs; the input is not modified.
+    No defaults: they live in tasks/md_select/bd.yaml, the one place they are declared."""
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
