@@ -74,6 +74,9 @@ def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict
             atoms[name] = [read_structure(s, field=f"images[{i}]") for i, s in enumerate(source)]
         else:
             atoms[name] = read_structure(source, field=name)
+    check_structure = getattr(_module(task), "check_structure", None)
+    if check_structure is not None:
+        check_structure(atoms["structure"])
     if task == "neb":
         from autopot.simulate.neb import check_images
 

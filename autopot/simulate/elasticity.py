@@ -59,13 +59,18 @@ def moduli(c: np.ndarray) -> dict[str, float]:
             "G_voigt": gv, "G_reuss": gr, "G_hill": (gv + gr) / 2}
 
 
+def check_structure(atoms: Atoms) -> None:
+    """Refused before any run is recorded (the API calls this too)."""
+    if not atoms.pbc.all() or atoms.cell.rank != 3:
+        raise SimulationError("elastic constants need a periodic structure with a full cell",
+                              field="structure")
+
+
 def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     from matscipy.elasticity import fit_elastic_constants
 
     p = check(params)
-    if not atoms.pbc.all() or atoms.cell.rank != 3:
-        raise SimulationError("elastic constants need a periodic structure with a full cell",
-                              field="structure")
+    check_structure(atoms)
     work = atoms.copy()
     relaxed = None
     if p["relax"]:

@@ -59,12 +59,18 @@ def _ase_atoms(patoms: Any) -> Atoms:
                  pbc=True)
 
 
+def check_structure(atoms: Atoms) -> None:
+    """Refused before any run is recorded (the API calls this too)."""
+    if not atoms.pbc.all() or atoms.cell.rank != 3:
+        raise SimulationError("phonons need a periodic structure with a full cell",
+                              field="structure")
+
+
 def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     from phonopy import Phonopy
 
     p = check(params)
-    if not atoms.pbc.all() or atoms.cell.rank != 3:
-        raise SimulationError("phonons need a periodic structure with a full cell", field="structure")
+    check_structure(atoms)
     work = atoms.copy()
     relaxed = None
     if p["relax"]:

@@ -91,6 +91,11 @@ def faulted_cells(lattice: str, symbol: str, a0: float, layers: int,
     return faulted, perfect, area
 
 
+def check_structure(atoms: Atoms) -> None:
+    """Refused before any run is recorded (the API calls this too)."""
+    lattice_of(atoms)
+
+
 def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     """Relax the bulk (cell), build the fault from its a0, relax along the normal."""
     from ase.constraints import FixCartesian
