@@ -202,7 +202,7 @@ def _workflow_info(records: WorkflowRecords, trains: list[Any]) -> dict[str, Any
     relative directory (the summary's absolute paths point into the original directory)."""
     summary = records.summary
     settings = summary.get("settings") or {}
-    record = records.root.workflow_runs.get(records.run_name)
+    record = records.workflow_record()
     finished = [r for r in trains if r.state == "FINISHED"]
     last = finished[-1] if finished else None
     info: dict[str, Any] = {
@@ -334,7 +334,7 @@ def _selection_table(records: WorkflowRecords, trains: list[Any]
 
 def _tasks_table(records: WorkflowRecords) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
     rows, walls = [], {}
-    names = [*TASK_ORDER, *sorted(t for t in records.root.task_types if t not in TASK_ORDER)]
+    names = [*TASK_ORDER, *sorted(t for t in records.task_names() if t not in TASK_ORDER)]
     for task in names:
         runs = records.runs(task)
         if not runs:
@@ -420,8 +420,8 @@ def _plot_errors(rows: list[dict[str, Any]], run_name: str, path: Path) -> str |
     """The paper's Table 1 as curves: training-set RMSE and MAE per train run."""
     panels = [
         ("energy_rmse_meV_per_atom", "energy_mae_meV_per_atom", "Energy per atom", "meV/atom"),
-        ("forces_rmse_meV_per_A", "forces_mae_meV_per_A", "Forces (components)", "meV/Å"),
-        ("stress_rmse_GPa", "stress_mae_GPa", "Stress (components)", "GPa"),
+        ("forces_rmse_meV_per_A", "forces_mae_meV_per_A", "Forces (MLIP-2 definitions)", "meV/Å"),
+        ("stress_rmse_GPa", "stress_mae_GPa", "Stress (MLIP-2 definitions)", "GPa"),
     ]
     if not rows:
         return "no train run in this workflow run"
