@@ -172,7 +172,7 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
     with contextlib.redirect_stdout(out):  # the runner's progress lines go to the log
         status = run_orchestrator(motoko, run_name=run_name,
                                   params={"task": task, "job": job, "refresh": refresh,
-                                          "run_params": run_params})
+                                          "run_params": run_params, "simulation": True})
     for line in out.getvalue().splitlines():
         log.info("%s", line)
     with open_store(workflow_dir, read_only=True) as db:

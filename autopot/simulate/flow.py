@@ -17,7 +17,9 @@ from autopot.simulate import store
 
 
 async def main(workflow: Any, task: str, job: dict[str, Any], refresh: bool = False,
-               run_params: dict[str, Any] | None = None) -> None:
+               run_params: dict[str, Any] | None = None, simulation: bool = True) -> None:
+    """``simulation`` is only a marker in the workflow run's params: code choosing "the
+    latest AutoPot run" of a shared workflow directory can skip these runs."""
     label = await ensure(workflow, task, job, refresh, run_params or {})
     workflow.update_summary(result_run=label)
 
