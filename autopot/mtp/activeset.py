@@ -15,6 +15,7 @@ and a fingerprint of the training set, so a stale file is detected and rebuilt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -117,22 +118,24 @@ def _rows_job(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g, res.energies, res.natoms
 
 
-def _openblas_handles() -> list:
-    """ctypes handles of the OpenBLAS libraries loaded in this process (best effort)."""
+@functools.lru_cache(maxsize=1)
+def _openblas_handles() -> tuple:
+    """ctypes handles of the OpenBLAS libraries loaded in this process (best effort; looked
+    up once: numpy and scipy load theirs at import)."""
     import ctypes
     import re
 
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
-        return []
+        return ()
     out = []
     for lib in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
         try:
             out.append(ctypes.CDLL(lib))
         except OSError:
             continue
-    return out
+    return tuple(out)
 
 
 def _blas_fn(handle, kind: str):
@@ -258,7 +261,8 @@ class ActiveSet:
     def grade_atoms(self, arr: MTPArrays, atoms) -> tuple[float, np.ndarray | None]:
         """Grade of one configuration and, in neighbourhood mode, per-atom grades."""
         per_atom = _check_mode(self.mode)
-        grades, g, _ = _rows_job((arr, [atoms], per_atom, self.maxvol.ainv))
+        with one_blas_thread():
+            grades, g, _ = _rows_job((arr, [atoms], per_atom, self.maxvol.ainv))
         return float(grades[0]), (g if per_atom else None)
 
     def training_owners(self) -> np.ndarray:
