@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autopot.simulate import store
+from autopot.simulate import tasks
 from autopot.simulate.common import SimulationError, read_structure, structure_sha256
 
 log = logging.getLogger("autopot.simulate")
@@ -62,8 +62,8 @@ def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict
     """(job parameters, {job param: Atoms or [Atoms]}): everything checked, nothing written."""
     from autopot.reference.calculators import make_calculator, resolve_spec, spec_file_digests
 
-    if task not in store.TASKS:
-        raise SimulationError(f"unknown simulation {task!r}; use one of {', '.join(store.TASKS)}",
+    if task not in tasks.TASKS:
+        raise SimulationError(f"unknown simulation {task!r}; use one of {', '.join(tasks.TASKS)}",
                               field="task")
     checked = _check_params(task, dict(params))
     atoms: dict[str, Any] = {}
@@ -92,9 +92,9 @@ def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict
     for name, value in atoms.items():
         job[name] = [structure_sha256(a) for a in value] if name == "images" else structure_sha256(value)
     job.update(checked)
-    if task in store.COMPOSED:
-        job["parts_source"] = ",".join(store.schema(t).source_hash for t in store.COMPOSED[task])
-    store.schema(task).validate_job(job)
+    if task in tasks.COMPOSED:
+        job["parts_source"] = ",".join(tasks.schema(t).source_hash for t in tasks.COMPOSED[task])
+    tasks.schema(task).validate_job(job)
     return job, atoms
 
 
@@ -105,7 +105,7 @@ def simulate(task: str, structures: dict[str, Any], calculator: Any = "emt", *,
     """Run (or recall) one simulation as a recorded task run; see the module docstring."""
     from autopot.locate import resolve_workflow_dir
 
-    workflow_dir = resolve_workflow_dir(workflow) if workflow is not None else store.default_workflow_dir()
+    workflow_dir = resolve_workflow_dir(workflow) if workflow is not None else tasks.default_workflow_dir()
     job, atoms = prepare(task, structures, calculator, params, workflow_dir)
     executor_spec = {"name": executor} if isinstance(executor, str) else dict(executor)
     if executor_spec.get("name") not in ("local", "slurm") and ":" not in str(executor_spec.get("name")):
@@ -117,7 +117,7 @@ def simulate(task: str, structures: dict[str, Any], calculator: Any = "emt", *,
             return hit
     for value in atoms.values():
         for a in value if isinstance(value, list) else [value]:
-            store.store_structure(workflow_dir, a)
+            tasks.store_structure(workflow_dir, a)
     run_params = {"slurm_options": dict(slurm_options)} if slurm_options else {}
     label = _orchestrate(workflow_dir, task, job, refresh, executor_spec, run_params)
     result = _result(workflow_dir, label)
@@ -131,7 +131,7 @@ def _recorded(workflow_dir: Path, task: str, job: dict[str, Any]) -> SimulationR
     if not WorkflowPaths(workflow_dir).db_dir.is_dir():
         return None
     with open_store(workflow_dir, read_only=True) as db:
-        run = store.finished_run(db.root, task, job)
+        run = tasks.finished_run(db.root, task, job)
         if run is None:
             return None
         out = SimulationResult(run.quantities)
@@ -165,7 +165,7 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
         pass
     else:  # a running loop (Jupyter): the engine needs its own, and signals, in a process
         return _orchestrate_in_subprocess(workflow_dir, task, job, refresh, executor, run_params)
-    motoko = store.write_motoko(workflow_dir, executor)
+    motoko = tasks.write_motoko(workflow_dir, executor)
     run_name = f"simulate-{task}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_calls)}"
     out = io.StringIO()
     t0 = time.perf_counter()

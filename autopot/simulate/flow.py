@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from autopot.simulate import store
+from autopot.simulate import tasks
 
 
 async def main(workflow: Any, task: str, job: dict[str, Any], refresh: bool = False,
@@ -29,7 +29,7 @@ async def ensure(workflow: Any, task: str, job: dict[str, Any], refresh: bool,
     """Label of a FINISHED run of ``job``: recorded, or run now."""
     if not refresh:
         workflow.store.sync()
-        done = store.finished_run(workflow.store.root, task, job)
+        done = tasks.finished_run(workflow.store.root, task, job)
         if done is not None:
             return done.label
     if task in COMPOSERS:
@@ -48,7 +48,7 @@ async def _eos(workflow: Any, job: dict[str, Any], refresh: bool, run_params: di
     full = await ensure(workflow, "opt", relax, refresh, run_params)
     workflow.store.sync()
     relaxed = atoms_from_dict(get_run(workflow.store.root, full).quantities["structure"])
-    shas = [store.store_structure(workflow.directory, a)
+    shas = [tasks.store_structure(workflow.directory, a)
             for a in eos.strained(relaxed, job["n_points"], job["max_strain"])]
     points = await asyncio.gather(*(
         ensure(workflow, "opt", {**relax, "structure": sha, "filter": "none"}, refresh, run_params)
@@ -78,7 +78,7 @@ async def _vacancy(workflow: Any, job: dict[str, Any], refresh: bool,
     cell, initial, final, _ = vacancy.defect_cells(bulk, p)
 
     def sha(atoms: Any) -> str:
-        return store.store_structure(workflow.directory, atoms)
+        return tasks.store_structure(workflow.directory, atoms)
 
     positions_only = {"optimizer": p["optimizer"], "filter": "none", "fmax": p["fmax"],
                       "symmetry": False}
@@ -98,7 +98,7 @@ async def _vacancy(workflow: Any, job: dict[str, Any], refresh: bool,
 def read_stored(workflow_dir: Any, sha: str) -> Any:
     from ase.io import read
 
-    return read(store.structure_path(workflow_dir, sha), format="extxyz")
+    return read(tasks.structure_path(workflow_dir, sha), format="extxyz")
 
 
 COMPOSERS = {"eos": _eos, "vacancy": _vacancy}

@@ -23,7 +23,7 @@ def load_structure(ctx: Any, sha: str, name: str) -> Any:
     """The job's structure ``sha``, checked against its hash, copied as ``<name>.extxyz``."""
     from ase.io import read
 
-    from autopot.simulate.store import structure_path
+    from autopot.simulate.tasks import structure_path
 
     source = structure_path(ctx.workflow_dir, sha)
     if not source.is_file():

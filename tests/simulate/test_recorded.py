@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from ase.build import bulk
 
-from autopot.simulate import EOS, MD, NEB_FROM_ENDPOINTS, OPT, SimulationError, store
+from autopot.simulate import EOS, MD, NEB_FROM_ENDPOINTS, OPT, SimulationError, tasks
 from autopot.store.database import open_store
 
 
@@ -46,15 +46,15 @@ def test_cache_refresh_and_identity(cu, tmp_path, monkeypatch):
 
     # a change of the task's source is a new identity: a copy of the templates, one edited
     templates = tmp_path / "templates"
-    shutil.copytree(store.TEMPLATES, templates, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(tasks.TEMPLATES, templates, ignore=shutil.ignore_patterns("__pycache__"))
     with open(templates / "opt" / "doIt.py", "a") as fh:
         fh.write("# edited\n")
-    monkeypatch.setattr(store, "TEMPLATES", templates)
-    store.schema.cache_clear()
+    monkeypatch.setattr(tasks, "TEMPLATES", templates)
+    tasks.schema.cache_clear()
     try:
         edited = OPT(atoms=cu, calculator="emt", workflow=wf, fmax=0.05)
     finally:
-        store.schema.cache_clear()
+        tasks.schema.cache_clear()
     assert not edited.cached and edited.run == "opt.4"
     assert counts(wf) == {"opt": (3, 4)}
 
@@ -166,10 +166,10 @@ def test_template_defaults_match_the_modules():
     """bd.yaml is the schema the store validates; the modules' defaults are what run()."""
     from autopot.simulate import api
 
-    for task in store.TASKS:
+    for task in tasks.TASKS:
         module = api._module(task)
         defaults = module.ENDPOINT_DEFAULTS if task == "neb_from_endpoints" else module.DEFAULTS
-        declared = {k: p.default for k, p in store.schema(task).job.items()
+        declared = {k: p.default for k, p in tasks.schema(task).job.items()
                     if k not in ("structure", "final", "images", "calculator", "calculator_files",
                                  "parts_source")}
         if task == "md":
