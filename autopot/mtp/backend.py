@@ -584,8 +584,9 @@ class MlpBackend(MTPBackend):
                             stress_weight=opt["stress_weight"], skip_preinit=not opt["lls"])
         text = self.run(argv, wd)
         errors = parse_mlp_errors(text)
-        main = text[text.rfind("BFGS iterations count set to"):]  # after the pre-training
-        iters = [ln for ln in main.splitlines() if ln.startswith("BFGS iter ")]
+        start = text.rfind("BFGS iterations count set to")  # after the pre-training
+        iters = [ln for ln in text[max(start, 0):].splitlines()
+                 if start >= 0 and ln.startswith("BFGS iter ")]
         als_path = None
         if opt["save_active_set"]:
             from .mtpfile import activeset_path
