@@ -3,6 +3,7 @@
     autopot simulate eos --structure Cu.cif --calculator emt [-p n_points=9] [--refresh]
     autopot simulate neb --images a.xyz --images b.xyz --images c.xyz --calculator emt-cu
     autopot simulate neb_from_endpoints --structure ini.xyz --final fin.xyz -p n_images=7
+    autopot simulate models                    # the model registry
 
 Results are recorded in ``./autopot-simulate`` (or ``-W``, any workflow directory) and
 printed: scalars by default, everything with ``--format json``.
@@ -46,28 +47,66 @@ def _summary(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("task", type=click.Choice(_TASKS))
-@click.option("-s", "--structure", default=None, help="structure file (any format ASE reads); NEB: the initial state")
-@click.option("--final", default=None, help="neb_from_endpoints: the final state")
-@click.option("--images", multiple=True, help="neb: the path's images in order (repeat)")
-@click.option("-c", "--calculator", default="emt", show_default=True,
-              help="emt, eam, vasp, module:Class, a models.yaml name, TASK.N train run, a .mtp file, or JSON")
-@click.option("--atom-types", default=None, help="atom types of a .mtp calculator, e.g. Cu=0")
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="simulation parameter (repeat), e.g. -p n_points=9 -p temperature_K=[300,600]")
-@click.option("--refresh", is_flag=True, help="run again even if this job is recorded")
-@click.option("--executor", default="local", show_default=True, help="local, slurm or module:Class")
-@click.option("--slurm-option", "slurm_opts", multiple=True, metavar="KEY=VALUE",
-              help="SLURM option of the task runs (repeat), e.g. --slurm-option partition=short")
-@click.option("-W", "--workflow-dir", "workflow_dir", default=None,
-              help="workflow directory to record in (default: ./autopot-simulate, $AUTOPOT_SIMULATE_DIR)")
-@click.option("--format", "fmt", type=click.Choice(["summary", "json"]), default="summary", show_default=True)
-@click.option("-v", "--verbose", is_flag=True, help="log the orchestration")
-def simulate(task: str, structure: str | None, final: str | None, images: tuple[str, ...],
-             calculator: str, atom_types: str | None, params: tuple[str, ...], refresh: bool,
-             executor: str, slurm_opts: tuple[str, ...], workflow_dir: str | None, fmt: str,
-             verbose: bool) -> None:
+_DOCS = {
+    "opt": "Relax a structure (ASE optimizer, cell filter, symmetry).",
+    "eos": "Equation of state: Birch-Murnaghan over volumes; relaxations as OPT runs.",
+    "md": "Molecular dynamics (NVE, Langevin, Nose-Hoover, Berendsen, NPT) with schedules.",
+    "phonon": "Phonons (phonopy): force constants, bands, DOS, thermal properties.",
+    "neb": "Climbing-image NEB over a given path (--images, in order).",
+    "neb_from_endpoints": "Relax endpoints, IDPP path, climbing-image NEB (--structure, --final).",
+    "elasticity": "Elastic tensor, C11/C12/C44, Voigt/Reuss/Hill moduli (matscipy).",
+    "sfe": "Stacking-fault energy (fcc intrinsic, bcc 1/4[111]) in mJ/m2.",
+    "vacancy": "Vacancy formation energy and migration barrier (NEB from endpoints).",
+}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def simulate() -> None:
+    """Simulations on any potential, recorded and cached in a workflow's store.
+
+    Parameters of a task: autopot/simulate/templates/TASK/bd.yaml (or docs/simulate.md).
+    """
+
+
+@simulate.command()
+def models() -> None:
+    """List the model registry (models.yaml): names usable as --calculator."""
+    from autopot.reference.registry import load, registry_files
+
+    for model in load().values():
+        meta = ", ".join(f"{k}: {v}" for k, v in model.meta.items() if k != "doc")
+        click.echo(f"{model.name}: {json.dumps(model.spec)}" + (f"  ({meta})" if meta else ""))
+    click.echo("from: " + ", ".join(str(p) for p in registry_files()), err=True)
+
+
+def _task_command(task: str) -> click.Command:
+    @simulate.command(name=task, help=_DOCS[task], context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("-s", "--structure", default=None, help="structure file (any format ASE reads); NEB: the initial state")
+    @click.option("--final", default=None, help="neb_from_endpoints: the final state")
+    @click.option("--images", multiple=True, help="neb: the path's images in order (repeat)")
+    @click.option("-c", "--calculator", default="emt", show_default=True,
+                  help="emt, eam, vasp, module:Class, a models.yaml name, TASK.N train run, a .mtp file, or JSON")
+    @click.option("--atom-types", default=None, help="atom types of a .mtp calculator, e.g. Cu=0")
+    @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+                  help="simulation parameter (repeat), e.g. -p n_points=9 -p temperature_K=[300,600]")
+    @click.option("--refresh", is_flag=True, help="run again even if this job is recorded")
+    @click.option("--executor", default="local", show_default=True, help="local, slurm or module:Class")
+    @click.option("--slurm-option", "slurm_opts", multiple=True, metavar="KEY=VALUE",
+                  help="SLURM option of the task runs (repeat), e.g. --slurm-option partition=short")
+    @click.option("-W", "--workflow-dir", "workflow_dir", default=None,
+                  help="workflow directory to record in (default: ./autopot-simulate, $AUTOPOT_SIMULATE_DIR)")
+    @click.option("--format", "fmt", type=click.Choice(["summary", "json"]), default="summary", show_default=True)
+    @click.option("-v", "--verbose", is_flag=True, help="log the orchestration")
+    def command(**kwargs: Any) -> None:
+        _run(task, **kwargs)
+
+    return command
+
+
+def _run(task: str, structure: str | None, final: str | None, images: tuple[str, ...],
+         calculator: str, atom_types: str | None, params: tuple[str, ...], refresh: bool,
+         executor: str, slurm_opts: tuple[str, ...], workflow_dir: str | None, fmt: str,
+         verbose: bool) -> None:
     """Run (or recall) the simulation TASK on one structure, recorded in a workflow's store."""
     import logging
 
@@ -99,3 +138,7 @@ def simulate(task: str, structure: str | None, final: str | None, images: tuple[
         click.echo(json.dumps(dict(result)))
     else:
         click.echo("\n".join(_summary(result)))
+
+
+for _name in _TASKS:
+    _task_command(_name)

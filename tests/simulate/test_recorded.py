@@ -216,3 +216,24 @@ def test_vacancy_parts_are_runs_of_their_own(cu, tmp_path):
     direct = vacancy.run(cu, EMT(), **settings)
     assert r["formation_energy"] == pytest.approx(direct["formation_energy"], abs=1e-6)
     assert r["migration_barrier"] == pytest.approx(direct["migration_barrier"], abs=1e-4)
+
+
+def test_neb_over_given_images_and_a_query(cu, tmp_path):
+    """NEB on a path the user built; results are quantities the query language filters."""
+    from ase.mep import NEB as Band
+
+    from autopot.simulate import NEB, PHONON, vacancy
+
+    p = {**vacancy.DEFAULTS, "supercell": [2, 1, 1]}
+    _, initial, final, _ = vacancy.defect_cells(cu, p)
+    images = [initial, initial.copy(), final]
+    Band(images).interpolate(mic=True)
+    wf = tmp_path / "wf"
+    r = NEB(images=images, calculator="emt", workflow=wf, fmax=0.05)
+    assert abs(r["barrier_forward"] - r["barrier_backward"]) < 1e-3 and r["saddle_index"] == 1
+    PHONON(atoms=bulk("Cu", "fcc", a=3.59), calculator="emt", workflow=wf, supercell=[2, 2, 2],
+           band_points=5, mesh=[4, 4, 4])
+    out = subprocess.run([sys.executable, "-m", "autopot.cli", "runs", "phonon", "-W", str(wf),
+                          "--where", "gamma_acoustic_max_abs_THz < 0.05", "--format", "csv",
+                          "--columns", "id,state"], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[1:] == ["phonon.1,FINISHED"], out.stderr
