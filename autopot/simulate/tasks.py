@@ -87,7 +87,8 @@ def write_motoko(workflow_dir: Path, executor: dict[str, Any]) -> Path:
     """
     import yaml
 
-    managers = {name: {"template": str(TEMPLATES / name)} for name in TASKS}
+    managers: dict[str, Any] = {name: {"template": str(TEMPLATES / name)} for name in TASKS}
+    managers["md"]["retries"] = 1  # a lost MD (node failure) resumes from its trajectory
     data = {"directory": ".", "executor": executor, "task_managers": managers,
             "orchestrator": "autopot.simulate.flow.main"}
     path = Path(workflow_dir) / MOTOKO_NAME
