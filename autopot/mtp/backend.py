@@ -95,7 +95,7 @@ def check_species(images: Sequence[Atoms], atom_types: Mapping[str, int], specie
     species = species_list(atom_types, species_count, file=str(pot))
     known = set(species)
     for k, a in enumerate(images):
-        bad = sorted(set(int(z) for z in a.numbers) - known)
+        bad = sorted(set(np.unique(a.numbers).tolist()) - known)
         if bad:
             sym = chemical_symbols[bad[0]]
             if sym in atom_types:

@@ -80,16 +80,19 @@ class MTPArrays:
 
 def types_of(atoms, species: np.ndarray) -> np.ndarray:
     """MTP type index of every atom; unknown species raise (never silently mapped)."""
-    lut = {int(z): t for t, z in enumerate(species)}
-    try:
-        return np.fromiter((lut[int(z)] for z in atoms.numbers), dtype=int, count=len(atoms))
-    except KeyError as exc:
+    numbers = np.asarray(atoms.numbers, dtype=np.intp)
+    lut = np.full(max(int(numbers.max(initial=0)), int(np.max(species, initial=0))) + 1, -1,
+                  dtype=np.intp)
+    lut[np.asarray(species, dtype=np.intp)] = np.arange(len(species))
+    types = lut[numbers]
+    if np.any(types < 0):
         from ase.data import chemical_symbols
 
-        z = int(exc.args[0])
+        z = int(numbers[np.argmax(types < 0)])
         sym = chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z)
         raise MTPError(f"configuration contains {sym}, which is not a species of the "
-                       "potential under this atom_types mapping", field="atom_types") from None
+                       "potential under this atom_types mapping", field="atom_types")
+    return types
 
 
 def _vesin(cutoff: float):
