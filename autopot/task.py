@@ -20,11 +20,14 @@ import socket
 import traceback
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopot.errors import StoreError
 from autopot.store.files import manifest, read_marker
 from autopot.store.states import TERMINAL, State
+
+if TYPE_CHECKING:
+    from autopot.store.workflow_records import WorkflowRecords
 
 
 class TaskContext:
@@ -53,7 +56,7 @@ class TaskContext:
         address = os.environ.get("AUTOPOT_DB_ADDRESS") or marker.get("db_address")
         if address and isinstance(parse_address(address), tuple):
             # TCP (compute nodes): mutual TLS from AUTOPOT_TLS_* set by the SLURM executor
-            from autopot.executors.slurm import open_task_store
+            from autopot.store.task_client import open_task_store
 
             store = open_task_store(address)
         elif address:
@@ -63,6 +66,13 @@ class TaskContext:
         return cls(store, marker["task"], int(marker["run_id"]), run_dir, workflow_dir)
 
     # ------------------------------------------------------------------ access
+    @property
+    def records(self) -> WorkflowRecords:
+        """The workflow's records (other runs, their files), read through the store's façade."""
+        from autopot.store.workflow_records import WorkflowRecords
+
+        return WorkflowRecords(self.workflow_dir, self.store, self.run_name)
+
     def _run(self) -> Any:
         from autopot.store.records import get_task_type
 

@@ -117,19 +117,11 @@ def _open(motoko: Path, workflow_dir: Path | None, run_name: str | None) -> Any:
 
 def status_snapshot(workflow: Any) -> dict[str, Any]:
     """Counts per task type and state for the workflow run, and its last events."""
-    from BTrees.IIBTree import intersection
-
     from autopot.engine.runner import is_running
 
-    root = workflow.store.root
-    record = workflow.workflow_record()
-    counts: dict[str, dict[str, int]] = {}
-    for name, task_type in root.task_types.items():
-        mine = task_type.by_run_name.get(workflow.run_name)
-        if mine is None:
-            continue
-        counts[name] = {state: len(intersection(ids, mine)) for state, ids in task_type.by_state.items()}
-        counts[name] = {k: v for k, v in counts[name].items() if v}
+    records = workflow.records
+    record = records.workflow_record()
+    counts = records.counts()
     return {
         "run_name": workflow.run_name,
         "state": getattr(record, "state", "UNKNOWN"),

@@ -8,24 +8,23 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from autopot.errors import StoreError
 
+if TYPE_CHECKING:
+    from autopot.store.workflow_records import WorkflowRecords
+
 _WF = click.option("-W", "--workflow-dir", "workflow_dir", default=None,
                    help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)")
 
 
-def _open(workflow_dir: str | None) -> Any:
-    from autopot.locate import resolve_workflow_dir
-    from autopot.store.database import open_store
+def _open(workflow_dir: str | None) -> WorkflowRecords:
+    from autopot.store.workflow_records import WorkflowRecords
 
-    directory = resolve_workflow_dir(workflow_dir)
-    if not (directory / "db").exists():
-        raise StoreError("no autopot database here (run a workflow first or pass -W)", file=directory)
-    return open_store(directory, read_only=True)
+    return WorkflowRecords.open(workflow_dir, require_run=False)
 
 
 def _plain(value: Any, for_table: bool) -> Any:
@@ -73,14 +72,9 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
     """List the runs of TASK matching constraints (during or after a workflow)."""
     import shutil
 
-    from autopot.locate import resolve_workflow_dir
-    from autopot.store import query
-    from autopot.store.records import get_task_type
-
-    with _open(workflow_dir) as store:
-        task_type = get_task_type(store.root, task)
-        selected = query.select(task_type, list(where), limit=limit, strict=True)
-        rows = [_row(r, fmt == "table") for r in selected]
+    with _open(workflow_dir) as records:
+        rows = [_row(r, fmt == "table") for r in records.select(task, where, limit=limit)]
+        directory = records.directory
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     if cols:
         known = {k for r in rows for k in r} | set(DEFAULT_COLUMNS)
@@ -108,7 +102,7 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
         params = sorted({k for r in rows for k in r if k.startswith("job.")})
         cols = DEFAULT_COLUMNS + scalars + params
     width = width or shutil.get_terminal_size((80, 24)).columns
-    text, left_out = render(rows, cols, width=width, workflow_dir=resolve_workflow_dir(workflow_dir),
+    text, left_out = render(rows, cols, width=width, workflow_dir=directory,
                             keep_empty=columns is not None, title=f"{task}: {len(rows)} runs")
     click.echo(text)
     if left_out:
@@ -124,12 +118,10 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
 def show(label: str, lines: int, workflow_dir: str | None) -> None:
     """One run (TASK.ID): parameters, state history, timings, files, quantities, log tails."""
     from autopot.executors.base import STDERR, STDOUT, tail
-    from autopot.locate import resolve_workflow_dir
-    from autopot.store.records import get_run
 
-    directory = resolve_workflow_dir(workflow_dir)
-    with _open(workflow_dir) as store:
-        run = get_run(store.root, label)
+    with _open(workflow_dir) as records:
+        directory = records.directory
+        run = records.run(label)
         out = [f"{run.label}  {run.state}  (workflow run {run.run_name!r}, job {run.job.id}, attempts {run.attempts})"]
         if run.cause:
             out.append(f"cause: {run.cause}")
@@ -250,8 +242,9 @@ def status(workflow_dir: str | None) -> None:
     click.echo(f"server: {'pid ' + str(pid) if pid else 'not running'}"
                + (f", socket {paths.socket}" if socket_alive(paths.socket) else ""))
     if paths.db_file.exists():
-        with _open(str(directory)) as store:
-            for name, task_type in store.root.task_types.items():
+        with _open(str(directory)) as records:
+            for name in records.task_names():
+                task_type = records.task_type(name)
                 click.echo(f"  {name}: {len(task_type.runs)} runs, {len(task_type.jobs)} jobs")
 
 

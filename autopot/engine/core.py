@@ -162,11 +162,11 @@ class Engine:
             cause = f"submission failed: {exc}"
             log.error("%s", cause)
             for spec in specs:
-                self.report(Outcome(spec.label, "FAILED", cause=cause))
+                self.report(Outcome(spec.label, State.FAILED, cause=cause))
             return
         for spec, executor_id in zip(specs, ids, strict=True):
             self.handles[spec.label].executor = executor
-            self.report(Outcome(spec.label, "SUBMITTED", executor_id=executor_id))
+            self.report(Outcome(spec.label, State.SUBMITTED, executor_id=executor_id))
         self.stats.submitted += len(specs)
         labels = [spec.label for spec in specs]
         log.info("submitted %s%s", ", ".join(labels[:6]), f" and {len(labels) - 6} more" if len(labels) > 6 else "")

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from autopot.errors import WorkflowError
+from autopot.store.database import WorkflowPaths
 from autopot.store.files import write_marker
 from autopot.store.schema import TaskSchema
 
 
 def run_dir_for(workflow_dir: Path, task: str, run_id: int) -> Path:
-    return workflow_dir / "runs" / task / str(run_id)
+    return WorkflowPaths(workflow_dir).run_dir(task, run_id)
 
 
 def input_files(schema: TaskSchema, params: dict[str, Any]) -> list[tuple[str, Path]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autopot.errors import WorkflowError
+from autopot.store.database import WorkflowPaths
 from autopot.store.states import TERMINAL, State
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class RunView:
     @property
     def directory(self) -> Path:
         rel = self.record.directory
-        return self.workflow.directory / rel if rel else self.workflow.directory / "runs" / self.task / str(self.id)
+        return self.workflow.directory / rel if rel else WorkflowPaths(self.workflow.directory).run_dir(self.task, self.id)
 
     def path(self, name: str) -> Path:
         return self.directory / name

@@ -14,13 +14,16 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopot.engine.motoko import MotokoConfig, TaskManagerConfig
 from autopot.engine.runs import RunList, RunView
 from autopot.errors import WorkflowError
 from autopot.store.schema import TaskSchema
 from autopot.store.states import State
+
+if TYPE_CHECKING:
+    from autopot.store.workflow_records import WorkflowRecords
 
 log = logging.getLogger("autopot.workflow")
 
@@ -185,12 +188,17 @@ class Workflow:
     def run_name(self) -> str:
         """This workflow run's name; offline, the most recently started one."""
         if self._run_name is None:
-            runs = self.store.root.workflow_runs
-            if len(runs):
-                self._run_name = max(runs.values(), key=lambda r: r.created).name
-            else:
-                self._run_name = "default"
+            from autopot.store.workflow_records import latest_run_name
+
+            self._run_name = latest_run_name(self.store.root) or "default"
         return self._run_name
+
+    @property
+    def records(self) -> WorkflowRecords:
+        """This workflow run's records, read through the store's façade."""
+        from autopot.store.workflow_records import WorkflowRecords
+
+        return WorkflowRecords(self.directory, self.store, self.run_name)
 
     def workflow_record(self, root: Any = None) -> Any:
         root = root if root is not None else self.store.root
@@ -280,7 +288,7 @@ class Workflow:
             except Exception as exc:  # noqa: BLE001 - becomes the run's failure cause
                 from autopot.executors.base import Outcome
 
-                engine.report(Outcome(view.label, "FAILED", cause=f"cannot prepare run directory: {exc}"))
+                engine.report(Outcome(view.label, State.FAILED, cause=f"cannot prepare run directory: {exc}"))
                 continue
             prepared.append((view, run_dir))
 
@@ -318,8 +326,7 @@ class Workflow:
 
     async def reconcile(self, views: list[RunView]) -> None:
         """Runs left SUBMITTED/RUNNING by a previous orchestrator: watch, settle or resubmit."""
-        from autopot.executors.base import PID_FILE, Outcome
-        from autopot.executors.local import read_exit_file
+        from autopot.executors.base import PID_FILE, Outcome, read_exit_file
 
         engine = self.require_engine()
         lost = []
@@ -333,14 +340,14 @@ class Workflow:
                 continue
             code = read_exit_file(run_dir)
             if code is not None:  # it ended while nobody watched: take its exit code
-                engine.report(Outcome(view.label, "FINISHED" if code == 0 else "FAILED", exit_code=code,
+                engine.report(Outcome(view.label, State.FINISHED if code == 0 else "FAILED", exit_code=code,
                                       cause="" if code == 0 else f"exit code {code}"))
             elif not (run_dir / PID_FILE).exists() and record.started is None:
                 lost.append((view, "never started: the orchestrator stopped before the task did; resubmitting"))
             elif record.attempts <= self.config.task_managers[view.task].retries:
                 lost.append((view, "lost: the task process vanished while the orchestrator was down; resubmitting"))
             else:
-                engine.report(Outcome(view.label, "FAILED", cause="lost: the task process vanished while the orchestrator was down"))
+                engine.report(Outcome(view.label, State.FAILED, cause="lost: the task process vanished while the orchestrator was down"))
         if lost:
             def mark(root: Any) -> None:
                 for view, cause in lost:

@@ -10,10 +10,13 @@ part stays small and replaceable.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from autopot.store.states import State
 
 #: What every task process runs, in its run directory. A constant: no user value is ever
 #: interpolated into it. The exit code is kept in a file so that an orchestrator that
@@ -47,7 +50,7 @@ class Outcome:
     """How a run ended, as the executor saw it."""
 
     label: str
-    state: str  # FINISHED, FAILED, CANCELLED (or RUNNING/SUBMITTED for progress reports)
+    state: State  # FINISHED, FAILED, CANCELLED (or RUNNING/SUBMITTED for progress reports)
     exit_code: int | None = None
     cause: str = ""
     executor_id: str = ""
@@ -65,6 +68,12 @@ class Executor(abc.ABC):
     def __init__(self, report: Report, **options: Any):
         self.report = report
         self.options = options
+
+    async def emit(self, outcome: Outcome) -> None:
+        """Report an outcome to the engine (its callback may be sync or async)."""
+        result = self.report(outcome)
+        if inspect.isawaitable(result):
+            await result
 
     async def start(self) -> None:
         """Acquire resources (connections, pollers)."""
@@ -111,3 +120,11 @@ def tail(path: Path, lines: int = 5, max_bytes: int = 8192) -> str:
     except OSError:
         return ""
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def read_exit_file(run_dir: Path) -> int | None:
+    """The exit code the task wrapper wrote (None: not written, or not a number)."""
+    try:
+        return int((run_dir / EXIT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None

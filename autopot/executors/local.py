@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import signal
 from pathlib import Path
@@ -25,8 +24,10 @@ from autopot.executors.base import (
     Executor,
     Outcome,
     RunSpec,
+    read_exit_file,
     tail,
 )
+from autopot.store.states import State
 
 
 class LocalExecutor(Executor):
@@ -57,7 +58,7 @@ class LocalExecutor(Executor):
     async def _run(self, spec: RunSpec, queue_id: str) -> None:
         async with self._slots:
             if spec.label in self._cancelled:
-                await self._emit(Outcome(spec.label, "CANCELLED", cause="cancelled before start"))
+                await self.emit(Outcome(spec.label, State.CANCELLED, cause="cancelled before start"))
                 return
             (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
             (spec.run_dir / PID_FILE).unlink(missing_ok=True)
@@ -74,19 +75,19 @@ class LocalExecutor(Executor):
                         start_new_session=True,
                     )
             except OSError as exc:
-                await self._emit(Outcome(spec.label, "FAILED", cause=f"cannot start task: {exc}"))
+                await self.emit(Outcome(spec.label, State.FAILED, cause=f"cannot start task: {exc}"))
                 return
             self._procs[spec.label] = proc
-            await self._emit(Outcome(spec.label, "RUNNING", executor_id=str(proc.pid)))
+            await self.emit(Outcome(spec.label, State.RUNNING, executor_id=str(proc.pid)))
             code = await proc.wait()
             self._procs.pop(spec.label, None)
-        await self._emit(self._outcome(spec.label, spec.run_dir, code, str(proc.pid)))
+        await self.emit(self._outcome(spec.label, spec.run_dir, code, str(proc.pid)))
 
     def _outcome(self, label: str, run_dir: Path, code: int, pid: str) -> Outcome:
         if label in self._cancelled:
-            return Outcome(label, "CANCELLED", exit_code=code, cause="cancelled", executor_id=pid)
+            return Outcome(label, State.CANCELLED, exit_code=code, cause="cancelled", executor_id=pid)
         if code == 0:
-            return Outcome(label, "FINISHED", exit_code=0, executor_id=pid)
+            return Outcome(label, State.FINISHED, exit_code=0, executor_id=pid)
         if code < 0:
             cause = f"killed by signal {signal.Signals(-code).name}"
         else:
@@ -94,12 +95,7 @@ class LocalExecutor(Executor):
         last = tail(run_dir / STDERR, lines=1)
         if last:
             cause += f": {last}"
-        return Outcome(label, "FAILED", exit_code=code, cause=cause, executor_id=pid)
-
-    async def _emit(self, outcome: Outcome) -> None:
-        result = self.report(outcome)
-        if inspect.isawaitable(result):
-            await result
+        return Outcome(label, State.FAILED, exit_code=code, cause=cause, executor_id=pid)
 
     async def cancel(self, labels: list[str]) -> None:
         for label in labels:
@@ -136,9 +132,9 @@ class LocalExecutor(Executor):
                 os.close(fd)
             code = read_exit_file(run_dir)
             if code is None:
-                await self._emit(Outcome(label, "FAILED", cause="task ended while the orchestrator was down; exit code unknown", executor_id=executor_id))
+                await self.emit(Outcome(label, State.FAILED, cause="task ended while the orchestrator was down; exit code unknown", executor_id=executor_id))
             else:
-                await self._emit(self._outcome(label, run_dir, code, executor_id))
+                await self.emit(self._outcome(label, run_dir, code, executor_id))
 
         task = loop.create_task(watch(), name=f"adopt {label}")
         self._waiters.add(task)
@@ -161,13 +157,6 @@ class LocalExecutor(Executor):
         for task in list(self._waiters):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-
-def read_exit_file(run_dir: Path) -> int | None:
-    try:
-        return int((run_dir / EXIT_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def _is_our_task(pid: int, run_dir: Path) -> bool:

@@ -42,7 +42,7 @@ How the task reaches the database
     all, because the orchestrator records exit code and file manifest from the run
     directory. On a multi-node cluster set ``db_address: host:port`` and
     ``tls: {certificate, key, ca}``: the jobs then get ``AUTOPOT_DB_ADDRESS=host:port``
-    and ``AUTOPOT_TLS_CERT/KEY/CA`` (see :func:`client_ssl_context`) to reach a ZEO
+    and ``AUTOPOT_TLS_CERT/KEY/CA`` (see :func:`autopot.store.task_client.client_ssl_context`) to reach a ZEO
     server on TCP with mutual TLS. See docs/slurm.md.
 """
 
@@ -50,8 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import json
 import logging
 import os
 import pwd
@@ -64,16 +62,32 @@ from pathlib import Path
 from typing import Any
 
 from autopot.errors import ExecutorError
-from autopot.executors.base import EXIT_FILE, PID_FILE, STDERR, Executor, Outcome, RunSpec, tail
+from autopot.executors.base import (
+    EXIT_FILE,
+    PID_FILE,
+    STDERR,
+    Executor,
+    Outcome,
+    RunSpec,
+    read_exit_file,
+    tail,
+)
+from autopot.executors.intent import (
+    close_intents,
+    exit_after,
+    read_intent,
+    update_intent,
+    write_intent,
+)
 from autopot.executors.slurm_script import (
     ARRAY_SCRIPT_NAME,
-    INTENT_FILE,
     RUN_LIST,
     SCRIPT_NAME,
     batch_script,
     job_name,
     sbatch_lines,
 )
+from autopot.store.states import State
 
 log = logging.getLogger("autopot.executors.slurm")
 
@@ -238,7 +252,7 @@ class SlurmExecutor(Executor):
                 raise ExecutorError(f"task {spec.label}: run directory name contains a line break", field="run_dir")
         ids: dict[str, str] = {}
         # 2. runs with an unfinished submission intent: adopt their job, never submit twice
-        in_doubt = [s for s in specs if _read_intent(s.run_dir).get("open")]
+        in_doubt = [s for s in specs if read_intent(s.run_dir).get("open")]
         if in_doubt:
             ids.update(await self.reconcile(in_doubt))
         # 3. group the rest by identical options and environment; one sbatch per array
@@ -289,7 +303,7 @@ class SlurmExecutor(Executor):
         for index, spec in enumerate(chunk):
             (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
             (spec.run_dir / PID_FILE).unlink(missing_ok=True)
-            _write_intent(spec.run_dir, {
+            write_intent(spec.run_dir, {
                 "open": True, "token": token, "index": index if len(chunk) > 1 else None,
                 "job_name": name, "script": str(script), "attempt": spec.attempt, "time": time.time(),
             })
@@ -305,15 +319,15 @@ class SlurmExecutor(Executor):
             # sbatch may or may not have queued it: ask SLURM by token before giving up.
             found = await self._find_tokens({token})
             if token not in found:
-                _close_intents(chunk)
+                close_intents(chunk)
                 raise ExecutorError(f"task {who}: sbatch did not answer and no job was queued", field="executor.sbatch") from None
             code, out, err = 0, found[token], ""
         except ExecutorError:
-            _close_intents(chunk, remove=True)
+            close_intents(chunk, remove=True)
             raise
         job_id = out.strip().split(";")[0].strip()
         if code != 0 or not job_id.isdigit():
-            _close_intents(chunk, remove=True)
+            close_intents(chunk, remove=True)
             message = " ".join((err.strip() or out.strip() or f"exit status {code}").split())
             option = _blamed_option(message)
             raise ExecutorError(f"task {who}: sbatch rejected the job: {message}",
@@ -322,7 +336,7 @@ class SlurmExecutor(Executor):
         for index, spec in enumerate(chunk):
             jid = f"{job_id}_{index}" if len(chunk) > 1 else job_id
             jobs.append(_Job(spec.label, spec.run_dir, jid, spec.attempt, token, raw_id="" if len(chunk) > 1 else job_id))
-            _update_intent(spec.run_dir, job_id=jid)
+            update_intent(spec.run_dir, job_id=jid)
         log.info("sbatch %s: job %s (%d run%s)", script, job_id, len(chunk), "s" if len(chunk) > 1 else "")
         return jobs
 
@@ -332,14 +346,14 @@ class SlurmExecutor(Executor):
         with contextlib.suppress(ExecutorError):
             await self._run("scancel", *sorted({j.job_id.split("_")[0] for j in jobs}))
         for job in jobs:
-            _close_intents([job], remove=True)
+            close_intents([job], remove=True)
 
     # ------------------------------------------------------------------ restart
     async def reconcile(self, specs: list[RunSpec]) -> dict[str, str]:
         """Runs whose sbatch may have succeeded without the id being recorded: find their
         jobs by token (squeue, then sacct by job name) and adopt them. Returns the labels
         adopted (with job ids); an intent whose job ran and ended is reported, not rerun."""
-        intents = {spec.label: _read_intent(spec.run_dir) for spec in specs}
+        intents = {spec.label: read_intent(spec.run_dir) for spec in specs}
         tokens = {i["token"] for i in intents.values() if i.get("open") and i.get("token")}
         found = await self._find_tokens(tokens) if tokens else {}
         adopted: dict[str, str] = {}
@@ -351,15 +365,15 @@ class SlurmExecutor(Executor):
             if base is None:
                 base = await self._sacct_by_name(intent.get("job_name", ""))
             if base is None:
-                _close_intents([spec])
-                ended = _read_exit(spec.run_dir) if _exit_after(spec.run_dir, intent) else None
+                close_intents([spec])
+                ended = read_exit_file(spec.run_dir) if exit_after(spec.run_dir, intent) else None
                 if ended is None:
                     continue  # sbatch never queued it (or nothing ran): submit afresh
                 # it ran and ended while nobody watched, and SLURM forgot it: never rerun
                 jid = str(intent.get("job_id") or "")
-                outcome = Outcome(spec.label, "FINISHED" if ended == 0 else "FAILED", exit_code=ended,
+                outcome = Outcome(spec.label, State.FINISHED if ended == 0 else "FAILED", exit_code=ended,
                                   cause="" if ended == 0 else f"exit code {ended} (from {EXIT_FILE})", executor_id=jid)
-                asyncio.get_running_loop().call_soon(lambda o=outcome: asyncio.ensure_future(self._emit(o)))
+                asyncio.get_running_loop().call_soon(lambda o=outcome: asyncio.ensure_future(self.emit(o)))
                 adopted[spec.label] = jid
                 continue
             index = intent.get("index")
@@ -367,7 +381,7 @@ class SlurmExecutor(Executor):
             log.warning("%s: adopting SLURM job %s found by its token (submitted before a restart)", spec.label, jid)
             self._jobs[spec.label] = _Job(spec.label, spec.run_dir, jid, int(intent.get("attempt") or spec.attempt),
                                           intent["token"])
-            _update_intent(spec.run_dir, job_id=jid)
+            update_intent(spec.run_dir, job_id=jid)
             adopted[spec.label] = jid
         if adopted:
             self._kick()
@@ -405,7 +419,7 @@ class SlurmExecutor(Executor):
         the job is found through the run directory's open intent, by its token.
         """
         await self.start()
-        intent = _read_intent(run_dir)
+        intent = read_intent(run_dir)
         if not executor_id and intent.get("open"):
             spec = RunSpec(label.rpartition(".")[0], 0, label, run_dir, {}, attempt=int(intent.get("attempt") or 1))
             return bool(await self.reconcile([spec]))
@@ -524,7 +538,7 @@ class SlurmExecutor(Executor):
             job.state = state
             if state in RUNNING_STATES and not job.running:
                 job.running = True
-                await self._emit(Outcome(job.label, "RUNNING", executor_id=job.job_id))
+                await self.emit(Outcome(job.label, State.RUNNING, executor_id=job.job_id))
             return changed
         job.state = state
         await self._finish(job, self._outcome(job, state, code, reason))
@@ -532,15 +546,15 @@ class SlurmExecutor(Executor):
 
     def _outcome(self, job: _Job, state: str, code: tuple[int | None, int | None], reason: str) -> Outcome:
         exit_code, sig = code
-        from_file = _read_exit(job.run_dir)
+        from_file = read_exit_file(job.run_dir)
         if exit_code is None or (exit_code == 0 and sig is None and from_file not in (None, 0)):
             exit_code = from_file
         where = f"SLURM job {job.job_id}"
         if state == "COMPLETED":
-            return Outcome(job.label, "FINISHED", exit_code=exit_code or 0, executor_id=job.job_id)
+            return Outcome(job.label, State.FINISHED, exit_code=exit_code or 0, executor_id=job.job_id)
         if state == "CANCELLED":
             by = "cancelled by autopot" if job.label in self._cancelled else "cancelled outside autopot (scancel or an administrator)"
-            return Outcome(job.label, "CANCELLED", exit_code=exit_code, cause=f"{where} {by}", executor_id=job.job_id)
+            return Outcome(job.label, State.CANCELLED, exit_code=exit_code, cause=f"{where} {by}", executor_id=job.job_id)
         if state == "FAILED":
             if sig:
                 cause = f"{where} FAILED: killed by signal {_signame(sig)}"
@@ -549,33 +563,28 @@ class SlurmExecutor(Executor):
             last = tail(job.run_dir / STDERR, lines=1)
             if last:
                 cause += f": {last}"
-            return Outcome(job.label, "FAILED", exit_code=exit_code, cause=cause, executor_id=job.job_id)
+            return Outcome(job.label, State.FAILED, exit_code=exit_code, cause=cause, executor_id=job.job_id)
         cause = f"{where} {state}: {_CAUSES.get(state, reason or 'ended abnormally')}"
         retry = state in RETRYABLE and (self.retries is None or job.attempt <= self.retries)
-        return Outcome(job.label, "FAILED", exit_code=exit_code, cause=cause, executor_id=job.job_id, retry=retry)
+        return Outcome(job.label, State.FAILED, exit_code=exit_code, cause=cause, executor_id=job.job_id, retry=retry)
 
     async def _vanished(self, job: _Job) -> None:
-        code = _read_exit(job.run_dir)
+        code = read_exit_file(job.run_dir)
         if code is not None:
-            state = "FINISHED" if code == 0 else "FAILED"
+            state = State.FINISHED if code == 0 else State.FAILED
             cause = "" if code == 0 else f"SLURM job {job.job_id} left no record; exit code {code} from {EXIT_FILE}"
             outcome = Outcome(job.label, state, exit_code=code, cause=cause, executor_id=job.job_id)
         else:
-            outcome = Outcome(job.label, "FAILED", executor_id=job.job_id,
+            outcome = Outcome(job.label, State.FAILED, executor_id=job.job_id,
                               cause=f"SLURM job {job.job_id} vanished (not in squeue, scontrol or sacct) without an exit code")
         await self._finish(job, outcome)
 
     async def _finish(self, job: _Job, outcome: Outcome) -> None:
         self._jobs.pop(job.label, None)
         self._cancelled.discard(job.label)
-        _update_intent(job.run_dir, open=False, ended=job.state, job_id=job.job_id)
+        update_intent(job.run_dir, open=False, ended=job.state, job_id=job.job_id)
         job.done.set()
-        await self._emit(outcome)
-
-    async def _emit(self, outcome: Outcome) -> None:
-        result = self.report(outcome)
-        if inspect.isawaitable(result):
-            await result
+        await self.emit(outcome)
 
 
 class _Timeout(ExecutorError):
@@ -603,31 +612,6 @@ def _db_env(address: str | None, tls: dict[str, str] | None) -> dict[str, str]:
                 raise ExecutorError("TLS file not found", file=path, field=f"executor.tls.{name}")
             env[var] = str(path)
     return env
-
-
-def client_ssl_context(environ: dict[str, str] | None = None) -> Any:
-    """The client SSL context a task builds from ``AUTOPOT_TLS_CERT/KEY/CA`` (None if unset)."""
-    import ssl
-
-    env = os.environ if environ is None else environ
-    if not env.get("AUTOPOT_TLS_CA"):
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=env["AUTOPOT_TLS_CA"])
-    ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # as ZEO's server side does
-    if env.get("AUTOPOT_TLS_CERT"):
-        ctx.load_cert_chain(env["AUTOPOT_TLS_CERT"], env.get("AUTOPOT_TLS_KEY") or None)
-    return ctx
-
-
-def open_task_store(address: str | None = None) -> Any:
-    """Open the database from a SLURM job: ``AUTOPOT_DB_ADDRESS``, with TLS when configured."""
-    from autopot.store.database import Store, parse_address
-
-    address = address or os.environ["AUTOPOT_DB_ADDRESS"]
-    addr = parse_address(address)
-    ctx = client_ssl_context() if isinstance(addr, tuple) else None
-    hostname = os.environ.get("AUTOPOT_TLS_SERVER_NAME") or (addr[0] if isinstance(addr, tuple) else None)
-    return Store.open_zeo(addr, ssl=ctx, ssl_server_hostname=hostname if ctx else None)
 
 
 def _wait_status(text: str) -> tuple[int | None, int | None]:
@@ -658,21 +642,6 @@ def _signame(sig: int) -> str:
         return str(sig)
 
 
-def _read_exit(run_dir: Path) -> int | None:
-    try:
-        return int((run_dir / EXIT_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _exit_after(run_dir: Path, intent: dict[str, Any]) -> bool:
-    """An exit file written after the intent: the job of that intent ran to its end."""
-    try:
-        return (run_dir / EXIT_FILE).stat().st_mtime >= float(intent.get("time") or 0)
-    except OSError:
-        return False
-
-
 def _blamed_option(message: str) -> str:
     """Which slurm option sbatch complained about, when its message says so."""
     lower = message.lower()
@@ -683,34 +652,3 @@ def _blamed_option(message: str) -> str:
         if any(w in lower for w in words):
             return key
     return ""
-
-
-def _read_intent(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / INTENT_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_intent(run_dir: Path, data: dict[str, Any]) -> None:
-    tmp = run_dir / (INTENT_FILE + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, run_dir / INTENT_FILE)
-
-
-def _update_intent(run_dir: Path, **items: Any) -> None:
-    data = _read_intent(run_dir)
-    if data:
-        _write_intent(run_dir, {**data, **items})
-
-
-def _close_intents(specs: list[Any], *, remove: bool = False) -> None:
-    for spec in specs:
-        if remove:
-            (spec.run_dir / INTENT_FILE).unlink(missing_ok=True)
-        else:
-            _update_intent(spec.run_dir, open=False)

@@ -81,14 +81,14 @@ def create_archive(
     compresslevel: int = 6,
 ) -> ArchiveResult:
     """Archive a workflow directory (live or finished) into ``out`` (.tar.gz), atomically."""
-    from autopot.results.snapshot import snapshot_database
     from autopot.store.files import iter_files
     from autopot.store.records import package_versions
+    from autopot.store.snapshot import snapshot_database
+    from autopot.store.workflow_records import require_database
 
     t0 = time.monotonic()
     directory = Path(workflow_dir).resolve()
-    if not (directory / "db").is_dir():
-        raise ArchiveError("no autopot database here (run a workflow first or pass -W)", file=directory)
+    require_database(directory)
     out = Path(out).resolve()
     if out.exists() and not overwrite:
         raise ArchiveError("archive exists already (use --force to replace it)", file=out)
@@ -302,8 +302,9 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
 def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
                     manifest: dict[str, Any]) -> tuple[int, int, list[str]]:
     """Open the archived database; compare each run's recorded outputs with the archived files."""
-    from autopot.results.snapshot import run_counts
     from autopot.store.database import Store
+    from autopot.store.snapshot import run_counts
+    from autopot.store.workflow_records import WorkflowRecords
 
     problems: list[str] = []
     runs_checked = outputs_checked = 0
@@ -315,8 +316,9 @@ def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
         except AutopotError as exc:
             return 0, 0, [f"db/autopot.fs: {exc.message}"]
         try:
-            for task_type in store.root.task_types.values():
-                for run in task_type.runs.values():
+            records = WorkflowRecords(Path(scratch), store)
+            for task in records.task_names():
+                for run in records.runs(task, all_workflow_runs=True):
                     outputs = run.extra.get("outputs") or []
                     if not run.directory or run.state != "FINISHED" or not outputs:
                         continue

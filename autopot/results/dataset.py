@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.errors import AutopotError
+from autopot.errors import AutopotError, StoreError
 from autopot.results.source import WorkflowRecords, train_context
 from autopot.tasklib import RESULT, TRAINING_SET
 
@@ -96,17 +96,15 @@ def sp_calc_results(records: WorkflowRecords, where: Iterable[str] = (), *,
                     atom_types: str | None = None) -> list[Atoms]:
     """Result configurations of the FINISHED sp_calc runs matching ``where``."""
     from autopot.mtp.cfg import read_cfg
-    from autopot.store import query
 
-    task_type = records.root.task_types.get("sp_calc")
-    if task_type is None:
+    if "sp_calc" not in records.task_names():
         return []
     constraints = [*where, "state = FINISHED"]
     if not any("run_name" in w for w in where):
         constraints.append(f"run_name = {records.run_name!r}")
     origins = _consumers(records)
     out = []
-    for run in query.select(task_type, constraints, strict=True):
+    for run in records.select("sp_calc", constraints):
         types = atom_types or records.atom_types(run)
         (atoms, *_) = read_cfg(records.run_dir(run) / RESULT, types)
         _apply_reference(atoms, run)
@@ -119,16 +117,16 @@ def sp_calc_results(records: WorkflowRecords, where: Iterable[str] = (), *,
 def _previous_train(records: WorkflowRecords, train: Any) -> Any | None:
     """The train run whose ``ts.cfg`` this one started from, by the path's run-directory part
     (``.../runs/train/<id>/ts.cfg``): the recorded path is absolute and may be elsewhere now."""
-    parts = PurePath(str(train.job.params.get("ts_fname", ""))).parts
-    if len(parts) >= 4 and parts[-4:-2] == ("runs", "train") and parts[-1] == TRAINING_SET:
-        try:
-            prev_id = int(parts[-2])
-        except ValueError:
-            return None
-        prev = records.root.task_types["train"].runs.get(prev_id)
-        if prev is not None and prev.id < train.id:
-            return prev
-    return None
+    from autopot.store.database import WorkflowPaths
+
+    where = WorkflowPaths.parse_run_path(str(train.job.params.get("ts_fname", "")))
+    if where is None or where[0] != "train" or where[2] != TRAINING_SET or where[1] >= train.id:
+        return None
+    try:
+        (prev,) = records.runs_by_id("train", [where[1]], field="ts_fname")
+    except StoreError:  # a training set from elsewhere, not a run of this database
+        return None
+    return prev
 
 
 def _chain_provenance(records: WorkflowRecords, train: Any) -> list[dict[str, Any]]:
@@ -160,8 +158,7 @@ def _consumers(records: WorkflowRecords) -> dict[int, dict[str, Any]]:
 
 
 def _sp_calc_runs(records: WorkflowRecords) -> dict[int, Any]:
-    task_type = records.root.task_types.get("sp_calc")
-    return dict(task_type.runs.items()) if task_type is not None else {}
+    return {run.id: run for run in records.runs("sp_calc", all_workflow_runs=True)}
 
 
 def _apply_reference(atoms: Atoms, run: Any) -> None:

@@ -202,7 +202,7 @@ def _workflow_info(records: WorkflowRecords, trains: list[Any]) -> dict[str, Any
     relative directory (the summary's absolute paths point into the original directory)."""
     summary = records.summary
     settings = summary.get("settings") or {}
-    record = records.root.workflow_runs.get(records.run_name)
+    record = records.workflow_record()
     finished = [r for r in trains if r.state == "FINISHED"]
     last = finished[-1] if finished else None
     info: dict[str, Any] = {
@@ -334,7 +334,7 @@ def _selection_table(records: WorkflowRecords, trains: list[Any]
 
 def _tasks_table(records: WorkflowRecords) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
     rows, walls = [], {}
-    names = [*TASK_ORDER, *sorted(t for t in records.root.task_types if t not in TASK_ORDER)]
+    names = [*TASK_ORDER, *sorted(t for t in records.task_names() if t not in TASK_ORDER)]
     for task in names:
         runs = records.runs(task)
         if not runs:

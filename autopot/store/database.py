@@ -30,6 +30,7 @@ T = TypeVar("T")
 DB_DIRNAME = "db"
 DB_FILENAME = "autopot.fs"
 SOCKET_NAME = "zeo.sock"
+RUNS_DIRNAME = "runs"
 
 
 class WorkflowPaths:
@@ -60,7 +61,24 @@ class WorkflowPaths:
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return self.root / RUNS_DIRNAME
+
+    @staticmethod
+    def relative_run_dir(task: str, run_id: int) -> Path:
+        """``runs/<task>/<id>``: what a run record stores (relative, so archives move)."""
+        return Path(RUNS_DIRNAME) / task / str(run_id)
+
+    def run_dir(self, task: str, run_id: int) -> Path:
+        return self.root / self.relative_run_dir(task, run_id)
+
+    @staticmethod
+    def parse_run_path(path: str | Path) -> tuple[str, int, str] | None:
+        """``.../runs/<task>/<id>/<file>`` → (task, id, file), from any copy of a workflow
+        directory (recorded paths are absolute and may point elsewhere now); else None."""
+        parts = Path(path).parts
+        if len(parts) >= 4 and parts[-4] == RUNS_DIRNAME and parts[-2].isdigit():
+            return parts[-3], int(parts[-2]), parts[-1]
+        return None
 
     @property
     def logs_dir(self) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,8 +192,9 @@ def _finish(dest: Path, transactions: int, pack: bool) -> SnapshotInfo:
 def run_counts(root: Any) -> dict[str, dict[str, int]]:
     """task -> state -> number of runs, counted from the runs themselves (not the state
     index), so that comparing two counts also checks the records."""
-    return {name: dict(sorted(Counter(r.state for r in t.runs.values()).items()))
-            for name, t in root.task_types.items()}
+    from autopot.store.workflow_records import count_states
+
+    return count_states(root, from_records=True)
 
 
 def _describe(db: Any) -> dict[str, Any]:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autopot.errors import AutopotError
 from autopot.tasklib import POTENTIAL, RESULT, TRAINING_SET
 
+if TYPE_CHECKING:
+    from autopot.task import TaskContext
 
-def sp_calc_results(ctx: object, ids: list[int]) -> list[Path]:
-    """Result files of the given sp_calc runs, found through the database."""
-    root = ctx.store.root  # type: ignore[attr-defined]
-    task_type = root.task_types.get("sp_calc")
-    out = []
-    for run_id in ids:
-        run = task_type.runs.get(int(run_id)) if task_type is not None else None
-        if run is None:
-            raise AutopotError(f"no sp_calc run {run_id}", field="sp_calc_ids")
-        if run.state != "FINISHED":
-            raise AutopotError(f"sp_calc.{run_id} is {run.state}, not FINISHED", field="sp_calc_ids")
-        out.append(ctx.workflow_dir / run.directory / RESULT)  # type: ignore[attr-defined]
-    return out
+
+def sp_calc_results(ctx: TaskContext, ids: list[int]) -> list[Path]:
+    """Result files of the given sp_calc runs, found through the workflow's records."""
+    runs = ctx.records.runs_by_id("sp_calc", ids, state="FINISHED", field="sp_calc_ids")
+    return [ctx.records.run_dir(run) / RESULT for run in runs]
 
 
 def main() -> None:

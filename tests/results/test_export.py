@@ -28,7 +28,7 @@ def database_view(motoko: Path) -> dict:
         sp = {r.label: {k: np.asarray(v) if k in ("forces", "stress") else v
                         for k, v in r.quantities.items()} for r in records.runs("sp_calc")}
         trains = [{"label": r.label, "ids": list(r.job.params["sp_calc_ids"]), "ts_size": r.quantities["ts_size"],
-                   "stage": r.job.params["train_args"]["context"]["stage"]} for r in records.runs("train")]
+                   "stage": r.job.params["context"]["stage"]} for r in records.runs("train")]
         last_dir = records.run_dir(records.last_train())
     return {"sp": sp, "trains": trains, "last_dir": last_dir}
 

@@ -49,7 +49,7 @@ def train_runs(workflow_dir: Path) -> list[dict[str, Any]]:
     """The train runs as plain data, read independently of the report."""
     with open_records(workflow_dir) as records:
         return [{"label": r.label, "state": r.state, "directory": r.directory,
-                 "context": dict(r.job.params["train_args"]["context"]), "q": dict(r.quantities)}
+                 "context": dict(r.job.params["context"]), "q": dict(r.quantities)}
                 for r in records.runs("train")]
 
 

@@ -15,9 +15,10 @@ import pytest
 
 from autopot.errors import ExecutorError
 from autopot.executors.base import RunSpec
-from autopot.executors.slurm import SlurmExecutor, client_ssl_context
+from autopot.executors.slurm import SlurmExecutor
 from autopot.store.files import write_marker
 from autopot.store.schema import TaskSchema
+from autopot.store.task_client import client_ssl_context
 
 from .conftest import Harness
 
@@ -28,7 +29,7 @@ DO_IT = """\
 import json
 from pathlib import Path
 
-from autopot.executors.slurm import open_task_store
+from autopot.store.task_client import open_task_store
 from autopot.task import TaskContext
 
 marker = json.loads(Path("autopot_run.json").read_text())
