@@ -19,10 +19,12 @@ import itertools
 import logging
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from autopot.errors import AutopotError, WorkflowError
 from autopot.simulate import tasks
 from autopot.simulate.common import SimulationError, read_structure, structure_sha256
 
@@ -130,7 +132,11 @@ def _recorded(workflow_dir: Path, task: str, job: dict[str, Any]) -> SimulationR
 
     if not WorkflowPaths(workflow_dir).db_dir.is_dir():
         return None
-    with open_store(workflow_dir, read_only=True) as db:
+    try:
+        db = open_store(workflow_dir, read_only=True)
+    except AutopotError:  # another call is creating the database right now: not recorded yet
+        return None
+    with db:
         run = tasks.finished_run(db.root, task, job)
         if run is None:
             return None
@@ -161,18 +167,28 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
 
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
-        pass
-    else:  # a running loop (Jupyter): the engine needs its own, and signals, in a process
+        in_loop = False
+    if in_loop or threading.current_thread() is not threading.main_thread():
+        # Jupyter's running loop, or a worker thread: the engine needs its own loop and the
+        # main thread's signal handlers, so it runs in a child process
         return _orchestrate_in_subprocess(workflow_dir, task, job, refresh, executor, run_params)
     motoko = tasks.write_motoko(workflow_dir, executor)
     run_name = f"simulate-{task}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_calls)}"
     out = io.StringIO()
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(out):  # the runner's progress lines go to the log
-        status = run_orchestrator(motoko, run_name=run_name,
-                                  params={"task": task, "job": job, "refresh": refresh,
-                                          "run_params": run_params, "simulation": True})
+    params = {"task": task, "job": job, "refresh": refresh, "run_params": run_params,
+              "simulation": True}
+    for attempt in range(20):
+        _wait_for_other_simulations(workflow_dir)
+        try:
+            with contextlib.redirect_stdout(out):  # the runner's progress lines go to the log
+                status = run_orchestrator(motoko, run_name=run_name, params=params)
+            break
+        except WorkflowError as exc:  # lost the race for the lock to another simulation
+            if "already running" not in str(exc) or attempt == 19:
+                raise
     for line in out.getvalue().splitlines():
         log.info("%s", line)
     with open_store(workflow_dir, read_only=True) as db:
@@ -183,6 +199,30 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
         raise SimulationError(f"{task} did not finish: {last}", file=workflow_dir, field=task)
     log.info("%s: %s finished in %.1f s", task, label, time.perf_counter() - t0)
     return label
+
+
+def _wait_for_other_simulations(workflow_dir: Path, poll_s: float = 0.2) -> None:
+    """One orchestrator per workflow directory: wait while another *simulation* holds it
+    (parallel calls queue up), refuse at once if it is an AutoPot run (hours, not seconds)."""
+    from autopot.engine.runner import is_running
+    from autopot.store.database import open_store
+
+    waited = False
+    while (pid := is_running(workflow_dir)) is not None:
+        try:
+            with open_store(workflow_dir, read_only=True) as db:
+                live = [r for r in db.root.workflow_runs.values() if r.state == "RUNNING"]
+                simulations = [r for r in live if r.params.get("simulation")]
+        except AutopotError:  # the owner is still creating the database or starting its server
+            live = simulations = []
+        if live and not simulations:
+            raise SimulationError(f"the AutoPot orchestrator (pid {pid}) is running on this workflow "
+                                  "directory; record the simulation elsewhere or after it",
+                                  file=workflow_dir, field="workflow")
+        if not waited:
+            log.info("waiting for the simulation orchestrator (pid %s) on %s", pid, workflow_dir)
+            waited = True
+        time.sleep(poll_s)
 
 
 def _orchestrate_in_subprocess(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bool,

@@ -237,3 +237,21 @@ def test_neb_over_given_images_and_a_query(cu, tmp_path):
                           "--where", "gamma_acoustic_max_abs_THz < 0.05", "--format", "csv",
                           "--columns", "id,state"], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[1:] == ["phonon.1,FINISHED"], out.stderr
+
+
+def test_parallel_calls_queue_up(tmp_path):
+    """Calls from several threads on one workflow directory wait for each other's turn."""
+    import threading
+
+    labels: dict[int, str] = {}
+
+    def call(i: int) -> None:
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * i, cubic=True)
+        labels[i] = OPT(atoms=atoms, calculator="emt", workflow=tmp_path / "wf", fmax=0.05).run
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(labels.values()) == ["opt.1", "opt.2", "opt.3"]
