@@ -113,6 +113,8 @@ def simulate(task: str, structures: dict[str, Any], calculator: Any = "emt", *,
     if executor_spec.get("name") not in ("local", "slurm") and ":" not in str(executor_spec.get("name")):
         raise SimulationError(f"unknown executor {executor_spec.get('name')!r}; use local or slurm",
                               field="executor")
+    run_params = {"slurm_options": dict(slurm_options)} if slurm_options else {}
+    tasks.schema(task).validate_run(run_params)  # before anything is recorded
     if not refresh:
         hit = _recorded(workflow_dir, task, job)
         if hit is not None:
@@ -120,7 +122,6 @@ def simulate(task: str, structures: dict[str, Any], calculator: Any = "emt", *,
     for value in atoms.values():
         for a in value if isinstance(value, list) else [value]:
             tasks.store_structure(workflow_dir, a)
-    run_params = {"slurm_options": dict(slurm_options)} if slurm_options else {}
     label = _orchestrate(workflow_dir, task, job, refresh, executor_spec, run_params)
     result = _result(workflow_dir, label)
     result.cached = False
