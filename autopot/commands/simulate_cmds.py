@@ -4,6 +4,7 @@
     autopot simulate neb --images a.xyz --images b.xyz --images c.xyz --calculator emt-cu
     autopot simulate neb_from_endpoints --structure ini.xyz --final fin.xyz -p n_images=7
     autopot simulate models                    # the model registry
+    autopot simulate compare -s Cu.cif -c emt -c train.8 [--tasks eos,elasticity,sfe]
 
 Results are recorded in ``./autopot-simulate`` (or ``-W``, any workflow directory) and
 printed: scalars by default, everything with ``--format json``.
@@ -77,6 +78,55 @@ def models() -> None:
         meta = ", ".join(f"{k}: {v}" for k, v in model.meta.items() if k != "doc")
         click.echo(f"{model.name}: {json.dumps(model.spec)}" + (f"  ({meta})" if meta else ""))
     click.echo("from: " + ", ".join(str(p) for p in registry_files()), err=True)
+
+
+@simulate.command()
+@click.option("-s", "--structure", required=True, help="structure file (any format ASE reads)")
+@click.option("-c", "--calculator", "calculators", multiple=True, required=True,
+              help="calculator to compare (repeat); the first is the reference")
+@click.option("--tasks", "simulations", default="eos,elasticity,sfe", show_default=True,
+              help="comma-separated: eos, elasticity, sfe, vacancy")
+@click.option("-p", "--param", "params", multiple=True, metavar="TASK.KEY=VALUE",
+              help="parameter of one simulation (repeat), e.g. -p eos.n_points=7")
+@click.option("--refresh", is_flag=True, help="run again even if recorded")
+@click.option("--executor", default="local", show_default=True)
+@click.option("-W", "--workflow-dir", "workflow_dir", default=None,
+              help="workflow directory to record in (default: ./autopot-simulate)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def compare(structure: str, calculators: tuple[str, ...], simulations: str, params: tuple[str, ...],
+            refresh: bool, executor: str, workflow_dir: str | None, fmt: str) -> None:
+    """Key figures of several calculators side by side (the first is the reference).
+
+    Recorded and cached like every simulation: the reference's runs are recalled, so
+    validating a new potential computes only its own side.
+    """
+    from autopot.simulate.comparison import compare as run
+
+    per_task: dict[str, dict[str, Any]] = {}
+    for key, value in _parse_params(params).items():
+        task, sep, name = key.partition(".")
+        if not sep:
+            raise AutopotError("expected TASK.KEY=VALUE, e.g. eos.n_points=7", field=key)
+        per_task.setdefault(task, {})[name] = value
+    table = run(structure, list(calculators), tuple(t.strip() for t in simulations.split(",") if t.strip()),
+                params=per_task, workflow=workflow_dir, refresh=refresh, executor=executor)
+    if fmt == "json":
+        click.echo(json.dumps(table))
+        return
+    names = list(table)
+    columns = [c for c in next(iter(table.values())) if c != "runs" and not c.endswith("_dev")]
+    width = max(20, *(len(n) + 2 for n in names))
+    click.echo(f"{'':22}" + "".join(f"{n:>{width}}" for n in names))
+    for column in columns:
+        cells = []
+        for i, n in enumerate(names):
+            value, dev = table[n].get(column), table[n].get(f"{column}_dev")
+            text = "-" if value is None else f"{value:.4g}"
+            if i and dev is not None:
+                text += f" ({dev:+.1%})"
+            cells.append(f"{text:>{width}}")
+        click.echo(f"{column:22}" + "".join(cells))
+    click.echo("runs: " + "; ".join(f"{n}: {', '.join(table[n]['runs'])}" for n in names), err=True)
 
 
 def _task_command(task: str) -> click.Command:

@@ -11,11 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["OPT", "EOS", "MD", "PHONON", "NEB", "NEB_FROM_ENDPOINTS", "ELASTICITY", "SFE", "VACANCY",
-           "simulate", "SimulationError", "SimulationResult"]
+           "simulate", "compare", "SimulationError", "SimulationResult"]
 
 
 def __getattr__(name: str) -> Any:
     """Lazy: ``import autopot.simulate.md`` in a task process does not load the engine."""
+    if name == "compare":
+        from autopot.simulate.comparison import compare
+
+        return compare
     if name in __all__:
         from autopot.simulate import api, common
 

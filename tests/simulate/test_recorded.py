@@ -255,3 +255,17 @@ def test_parallel_calls_queue_up(tmp_path):
     for t in threads:
         t.join()
     assert sorted(labels.values()) == ["opt.1", "opt.2", "opt.3"]
+
+
+def test_compare_recalls_the_reference(cu, tmp_path):
+    """Validation side by side; the reference's runs are recalled, not recomputed."""
+    from autopot.simulate import compare
+
+    wf = tmp_path / "wf"
+    settings = {"workflow": wf, "params": {"eos": {"n_points": 5, "max_strain": 0.04}}}
+    first = compare(cu, {"EMT": "emt"}, ("eos", "sfe"), **settings)
+    before = counts(wf)
+    table = compare(cu, {"EMT": "emt", "same EMT": "emt-cu"}, ("eos", "sfe"), **settings)
+    assert counts(wf) == before  # both columns answered from the store
+    assert table["EMT"]["runs"] == first["EMT"]["runs"] == table["same EMT"]["runs"]
+    assert table["same EMT"]["a0_A_dev"] == 0.0 and abs(table["EMT"]["sfe_mJ_m2"]) < 10
