@@ -141,8 +141,9 @@ def _chebyshev(r: np.ndarray, arr: MTPArrays) -> np.ndarray:
     q[0] = smooth
     if arr.rbs > 1:
         np.multiply(x, smooth, out=q[1])
+    x2 = x + x  # once, not a temporary per order
     for k in range(2, arr.rbs):
-        np.multiply(2.0 * x, q[k - 1], out=q[k])
+        np.multiply(x2, q[k - 1], out=q[k])
         q[k] -= q[k - 2]
     return q
 
@@ -220,16 +221,23 @@ def energy_jacobian(arr: MTPArrays, images: Sequence, *, per_atom: bool = False)
         for t in np.unique(tp):
             sel = tp == t
             f[:, sel] = flat[t] @ q[:, sel]
-    # angular parts ang[b] = ux^a uy^b uz^c, built from cached powers
+    # angular parts ang[b] = ux^a uy^b uz^c from cached powers, no products with 1
     maxp = int(arr.basic[:, 1:].max()) if nb else 0
-    pw = [[np.ones(npairs)] for _ in range(3)]
+    pw: list[list] = [[None, u[ax]] for ax in range(3)]
     for ax in range(3):
-        for _ in range(maxp):
+        for _ in range(maxp - 1):
             pw[ax].append(pw[ax][-1] * u[ax])
     ang = np.empty((nb, npairs))
-    for b, (_, a, bb, cc) in enumerate(arr.basic):
-        np.multiply(pw[0][a], pw[1][bb], out=ang[b])
-        ang[b] *= pw[2][cc]
+    for b, (_, *powers) in enumerate(arr.basic.tolist()):
+        factors = [pw[ax][k] for ax, k in enumerate(powers) if k]
+        if not factors:
+            ang[b] = 1.0
+        elif len(factors) == 1:
+            ang[b] = factors[0]
+        else:
+            np.multiply(factors[0], factors[1], out=ang[b])
+            for extra in factors[2:]:
+                ang[b] *= extra
     del pw
     mu_of = arr.basic[:, 0]
     m = np.zeros((arr.amc, ntot))
