@@ -20,12 +20,13 @@ class ExitCode(enum.IntEnum):
     STOPPED = 3  # stopped by the user (orchestrator stop, SIGTERM, Ctrl-C)
     NOT_CONVERGED = 4  # the workflow finished its iterations without converging
     INFRASTRUCTURE = 5  # database unreachable, disk full, I/O error
+    DAMAGED = 6  # stored data is damaged or tampered with (database file, archive)
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 finished (converged), 1 a run failed, 2 bad input (nothing changed), "
     "3 stopped by the user, 4 finished without converging, "
-    "5 infrastructure failure (database unreachable, disk full)."
+    "5 infrastructure failure (database unreachable, disk full), 6 damaged data (database file, archive)."
 )
 
 
@@ -68,6 +69,20 @@ class ExecutorError(AutopotError):
 
 class MTPError(AutopotError):
     """A .cfg/.mtp file, an atom-type mapping or an MTP backend is wrong."""
+
+
+class CalculationError(AutopotError):
+    """The input was fine but the calculation failed (SCF not converged, mlp crashed):
+    exit 1, like a failed run, not 2 ("fix your input")."""
+
+    exit_code = ExitCode.FAILED
+
+
+class DamagedDataError(AutopotError):
+    """Stored data cannot be trusted: a damaged database file, an archive that fails its
+    checks. Nothing was changed; restore from a good copy."""
+
+    exit_code = ExitCode.DAMAGED
 
 
 class InfrastructureError(AutopotError):

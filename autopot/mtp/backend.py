@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.errors import MTPError
+from autopot.errors import CalculationError, MTPError
 
 from .activeset import SELECT_THRESHOLD, SWAP_THRESHOLD, ActiveSet, MaxVol, jacobian_rows
 from .atom_types import parse_atom_types, species_list
@@ -31,6 +31,10 @@ from .train_options import CONV_WINDOW, resolve_train_args
 
 if TYPE_CHECKING:
     from ase import Atoms
+
+
+class MlpFailed(MTPError, CalculationError):
+    """The mlp binary ran on valid input and failed: a calculation failure, not bad input."""
 
 log = logging.getLogger(__name__)
 
@@ -517,7 +521,7 @@ class MlpBackend(MTPBackend):
         failed = any(ln.strip().startswith(("ERROR:", "ERROR ")) for ln in text.splitlines())
         if proc.returncode != 0 or failed:
             last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
-            raise MTPError(f"mlp {cmd} failed (exit {proc.returncode}): {last[0][:200]}",
+            raise MlpFailed(f"mlp {cmd} failed (exit {proc.returncode}): {last[0][:200]}",
                            file=str(logfile))
         return text
 

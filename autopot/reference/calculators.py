@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.errors import AutopotError
+from autopot.errors import AutopotError, CalculationError
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -308,10 +308,10 @@ def compute_single_point(atoms: Atoms, spec: dict[str, Any], directory: Path) ->
         energy = work.get_potential_energy()
         forces = work.get_forces()
     except Exception as exc:  # noqa: BLE001 - the calculator's failure is the run's cause
-        raise AutopotError(f"{spec.get('calculator')} calculation failed: {type(exc).__name__}: {exc}",
+        raise CalculationError(f"{spec.get('calculator')} calculation failed: {type(exc).__name__}: {exc}",
                            file=directory, field="calculator") from exc
     if getattr(calc, "converged", True) is False:  # ase's Vasp: OUTCAR shows NELM reached
-        raise AutopotError("electronic self-consistency did not converge (raise NELM or fix ALGO/EDIFF);"
+        raise CalculationError("electronic self-consistency did not converge (raise NELM or fix ALGO/EDIFF);"
                            " the result is not a reference", file=directory / "OUTCAR", field="calculator")
     results: dict[str, Any] = {"energy": energy, "forces": forces}
     if work.pbc.all():
@@ -320,7 +320,7 @@ def compute_single_point(atoms: Atoms, spec: dict[str, Any], directory: Path) ->
         except PropertyNotImplementedError:  # e.g. LennardJones without stress support
             pass
         except Exception as exc:  # noqa: BLE001 - any other stress failure is a real failure
-            raise AutopotError(f"{spec.get('calculator')} stress failed: {type(exc).__name__}: {exc}",
+            raise CalculationError(f"{spec.get('calculator')} stress failed: {type(exc).__name__}: {exc}",
                                file=directory, field="calculator") from exc
     out = atoms.copy()
     out.calc = SinglePointCalculator(out, **results)

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from autopot.atomic import default_mode
-from autopot.errors import AutopotError
+from autopot.errors import AutopotError, DamagedDataError
 
 MANIFEST = "MANIFEST.json"
 FORMAT = "autopot-archive"
@@ -47,6 +47,10 @@ _SKIP_TOP = {"db", "orchestrator.lock"}
 
 class ArchiveError(AutopotError):
     """An archive cannot be written, read, verified or safely extracted."""
+
+
+class ArchiveDamaged(ArchiveError, DamagedDataError):
+    """The archive fails its own checks (hashes, members, manifest, database records)."""
 
 
 @dataclass
@@ -209,14 +213,14 @@ def check_member(member: tarfile.TarInfo, top: str | None = None) -> str:
     name = member.name
     pure = PurePosixPath(name)
     if name.startswith(("/", "\\")) or pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(f"refusing member with an absolute path: {name!r}", field="member")
+        raise ArchiveDamaged(f"refusing member with an absolute path: {name!r}", field="member")
     if ".." in pure.parts or "\\" in name:
-        raise ArchiveError(f"refusing member that leaves the archive directory: {name!r}", field="member")
+        raise ArchiveDamaged(f"refusing member that leaves the archive directory: {name!r}", field="member")
     if not (member.isfile() or member.isdir()):
         kind = "link" if (member.issym() or member.islnk()) else "special file"
-        raise ArchiveError(f"refusing {kind} member {name!r}", field="member")
+        raise ArchiveDamaged(f"refusing {kind} member {name!r}", field="member")
     if top is not None and pure.parts[0] != top:
-        raise ArchiveError(f"member {name!r} is outside the archive's top directory {top!r}", field="member")
+        raise ArchiveDamaged(f"member {name!r} is outside the archive's top directory {top!r}", field="member")
     return name
 
 
@@ -227,7 +231,7 @@ def verify_archive(path: str | Path) -> VerifyResult:
     problems: list[str] = []
     files = manifest.get("files")
     if not isinstance(files, dict):
-        raise ArchiveError("manifest has no file list", file=path, field=MANIFEST)
+        raise ArchiveDamaged("manifest has no file list", file=path, field=MANIFEST)
     for rel, entry in sorted(files.items()):
         got = hashes.get(rel)
         if got is None:
@@ -243,7 +247,7 @@ def verify_archive(path: str | Path) -> VerifyResult:
         problems += db_problems
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ArchiveError(f"verification failed: {problems[0]}{more}", file=path)
+        raise ArchiveDamaged(f"verification failed: {problems[0]}{more}", file=path)
     return VerifyResult(path=path, top=top, files=len(hashes), runs_checked=runs_checked,
                         outputs_checked=outputs_checked, manifest=manifest)
 
@@ -265,14 +269,14 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
                 rel = member.name[len(top) + 1:]
                 if rel in hashes or (rel == MANIFEST and manifest is not None):
                     # tar lets a later member replace an earlier one on extraction
-                    raise ArchiveError(f"refusing duplicate member {member.name!r}", field="member")
+                    raise ArchiveDamaged(f"refusing duplicate member {member.name!r}", field="member")
                 fh = tar.extractfile(member)
                 assert fh is not None
                 if rel == MANIFEST:
                     try:
                         manifest = json.loads(fh.read())
                     except ValueError as exc:
-                        raise ArchiveError(f"manifest is not JSON: {exc}", file=path, field=MANIFEST) from None
+                        raise ArchiveDamaged(f"manifest is not JSON: {exc}", file=path, field=MANIFEST) from None
                     continue
                 digest = hashlib.sha256()
                 keep = rel == "db/autopot.fs"
@@ -287,15 +291,18 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
     except FileNotFoundError:
         raise ArchiveError("archive not found", file=path) from None
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArchiveError(f"not a readable archive: {type(exc).__name__}: {exc}", file=path) from None
+        # no gzip/tar header at all: the wrong file was given (bad input); anything later
+        # (cut short, bad CRC) is a damaged archive
+        cls = ArchiveError if isinstance(exc, tarfile.ReadError) and top is None else ArchiveDamaged
+        raise cls(f"not a readable archive: {type(exc).__name__}: {exc}", file=path) from None
     except ArchiveError as exc:
         if exc.file is None:
-            raise ArchiveError(exc.message, file=path, field=exc.field) from None
+            raise type(exc)(exc.message, file=path, field=exc.field) from None
         raise
     if manifest is None or top is None:
-        raise ArchiveError(f"no {MANIFEST}: not an autopot archive", file=path)
+        raise ArchiveDamaged(f"no {MANIFEST}: not an autopot archive", file=path)
     if manifest.get("format") != FORMAT or manifest.get("top") != top:
-        raise ArchiveError("manifest does not describe this archive", file=path, field=MANIFEST)
+        raise ArchiveDamaged("manifest does not describe this archive", file=path, field=MANIFEST)
     return hashes, manifest, top, db_bytes
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autopot.errors import StoreError
+from autopot.errors import DamagedDataError, StoreError
 
 
 @dataclass
@@ -116,7 +116,7 @@ class _Collect(logging.Handler):
     def check(self, path: Path) -> None:
         if self.messages:
             detail = self.messages[0].replace(str(path), "").strip()
-            raise StoreError(f"database file is damaged: {detail}", file=path)
+            raise DamagedDataError(f"database file is damaged: {detail}", file=path)
 
 
 def _copy_transactions(storage: Any, dest: Path, source: str) -> int:
@@ -131,7 +131,7 @@ def _copy_transactions(storage: Any, dest: Path, source: str) -> int:
     except BaseException as exc:
         target.close()
         _remove_storage_files(dest)
-        if isinstance(exc, StoreError) or not isinstance(exc, Exception):
+        if isinstance(exc, StoreError | DamagedDataError) or not isinstance(exc, Exception):
             raise
         raise StoreError(f"cannot copy the database: {type(exc).__name__}: {exc}", file=source) from None
     target.close()

@@ -156,18 +156,18 @@ def test_tampered_archive_fails_verify(small_archive: Path, tmp_path: Path) -> N
 
     _rewrite(small_archive, tampered, flip)
     proc = autopot("archive", "--verify", str(tampered))
-    assert proc.returncode == 2
+    assert proc.returncode == 6  # damaged data
     assert "runs/work/2/result.txt" in proc.stderr and proc.stderr.count("\n") == 1
     # extraction verifies first: nothing is written from a tampered archive
     dest = tmp_path / "out"
-    assert autopot("archive", "--extract", str(dest), str(tampered)).returncode == 2
+    assert autopot("archive", "--extract", str(dest), str(tampered)).returncode == 6
     assert not (dest / "autopot-workflow").exists()
 
     # a file removed from the archive, and a truncated archive
     missing = tmp_path / "missing.tar.gz"
     _rewrite(small_archive, missing, lambda i, d: None if i.name.endswith("work/1/result.txt") else (i, d))
     proc = autopot("archive", "--verify", str(missing))
-    assert proc.returncode == 2 and "work/1/result.txt: missing" in proc.stderr
+    assert proc.returncode == 6 and "work/1/result.txt: missing" in proc.stderr
     # a second member of the same name (extraction would keep the later one)
     doubled = tmp_path / "doubled.tar.gz"
     with tarfile.open(small_archive, "r:gz") as tin:
@@ -178,11 +178,11 @@ def test_tampered_archive_fails_verify(small_archive: Path, tmp_path: Path) -> N
             m.size = len(data)
             tout.addfile(m, io.BytesIO(data))
     proc = autopot("archive", "--verify", str(doubled))
-    assert proc.returncode == 2 and "duplicate member" in proc.stderr
+    assert proc.returncode == 6 and "duplicate member" in proc.stderr
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(small_archive.read_bytes()[: small_archive.stat().st_size // 2])
     proc = autopot("archive", "--verify", str(truncated))
-    assert proc.returncode == 2 and "not a readable archive" in proc.stderr
+    assert proc.returncode == 6 and "not a readable archive" in proc.stderr
 
 
 def _evil_archive(path: Path, name: str, *, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> None:
@@ -213,7 +213,7 @@ def test_malicious_member_is_refused(tmp_path: Path, name: str, kind: bytes, lin
     dest = tmp_path / "dest" / "inner"
     for args in (["--verify", str(evil)], ["--extract", str(dest), str(evil)]):
         proc = autopot("archive", *args)
-        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.returncode == 6, proc.stdout + proc.stderr
         assert expected in proc.stderr and proc.stderr.count("\n") == 1
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/autopot-evil.txt").exists()
     assert not dest.exists() or not any(dest.iterdir())
@@ -237,7 +237,7 @@ def test_archive_bad_input_is_one_line(small_archive: Path, tmp_path: Path) -> N
         (damaged / "db" / name).unlink(missing_ok=True)
     cut = hashlib.sha256(fs.read_bytes()).hexdigest()
     proc = autopot("archive", str(tmp_path / "damaged.tar.gz"), "-W", str(damaged))
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.returncode == 6 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{fs}: database file is damaged: truncated" in proc.stderr
     assert not (tmp_path / "damaged.tar.gz").exists() and not list(tmp_path.glob(".damaged.tar.gz.*"))
     assert hashlib.sha256(fs.read_bytes()).hexdigest() == cut
