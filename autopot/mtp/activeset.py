@@ -159,40 +159,33 @@ def single_thread_blas() -> None:
             fn(1)
 
 
-#: glibc ``mallopt`` parameters and the values set while grading (glibc's defaults are
-#: 128 KiB for both): the kernels allocate a few MB of temporaries per batch; above the
+#: glibc ``mallopt`` parameters and the values grading sets (glibc's defaults: 128 KiB,
+#: raised dynamically): the kernels allocate a few MB of temporaries per batch; above the
 #: mmap threshold each comes from fresh pages, and zero-filling them on first touch was
 #: three quarters of the time spent outside the neighbour list (0.67 -> 0.17 ms per 54-atom
-#: configuration at level 08)
+#: configuration at level 08).  Set once per process and kept (switching back would also
+#: switch off glibc's dynamic threshold); the cost is up to 128 MiB of freed heap kept.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _HEAP_SETTINGS = {_M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 128 << 20}
-_GLIBC_DEFAULTS = {_M_MMAP_THRESHOLD: 128 << 10, _M_TRIM_THRESHOLD: 128 << 10}
 
 
 @functools.lru_cache(maxsize=1)
-def _mallopt():
-    """glibc's ``mallopt``, or None (another C library: nothing to tune)."""
+def heap_temporaries() -> bool:
+    """Apply ``_HEAP_SETTINGS`` with glibc's ``mallopt`` (once); False on another libc."""
     import ctypes
 
     try:
         fn = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return None
+        return False
     fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return fn
-
-
-def _set_heap(settings: dict[int, int]) -> None:
-    fn = _mallopt()
-    if fn is not None:
-        for param, value in settings.items():
-            fn(param, value)
+    return all(fn(param, value) == 1 for param, value in _HEAP_SETTINGS.items())
 
 
 def worker_init() -> None:
     """Initializer of grading worker processes: one BLAS thread, heap temporaries."""
     single_thread_blas()
-    _set_heap(_HEAP_SETTINGS)
+    heap_temporaries()
 
 
 @contextmanager
@@ -201,8 +194,7 @@ def one_blas_thread() -> Iterator[None]:
 
     Grading multiplies many small matrices: OpenBLAS's threads spin for each of them and
     doubled the CPU time of in-process grading (1.7 -> 0.8 ms per 32-atom configuration)
-    without making it faster.  glibc's allocator settings: see ``_HEAP_SETTINGS``; they
-    return to glibc's defaults afterwards (the freed heap is then trimmed).
+    without making it faster.  Also applies :func:`heap_temporaries`.
     """
     saved = []
     for handle in _openblas_handles():
@@ -210,11 +202,10 @@ def one_blas_thread() -> Iterator[None]:
         if get is not None and set_ is not None:
             saved.append((set_, int(get())))
             set_(1)
-    _set_heap(_HEAP_SETTINGS)
+    heap_temporaries()
     try:
         yield
     finally:
-        _set_heap(_GLIBC_DEFAULTS)
         for set_, n in saved:
             set_(n)
 
