@@ -332,9 +332,10 @@ def batches(images: Sequence, arr: MTPArrays) -> list[tuple[int, int]]:
     return out
 
 
-#: configurations from which grading uses worker processes: starting the pool costs about
-#: 0.3 s CPU (1,000 54-atom candidates at level 08: 1.0 ms CPU each in-process, 1.3 ms
-#: with two workers, 1.06 ms at 3,000); below this the CPU matters more than the wall time
+#: configurations from which grading uses worker processes: the pool costs about 0.25 s CPU
+#: (54-atom candidates at level 08, CPU per configuration in-process / with two workers:
+#: 0.57 / 0.78 ms for 1,000, 0.51 / 0.60 ms for 3,000, where two workers halve the wall
+#: time); below this the CPU matters more than the wall time
 MIN_ITEMS_FOR_WORKERS = 2000
 
 
