@@ -251,7 +251,9 @@ class Engine:
                 if self.measure_latency and handle.oid in self._invalidation_times:
                     committed = handle.view.record.history[-1][0]
                     self.stats.latencies.append(now - committed)
-                if state in TERMINAL and not handle.future.done():
+                # a run being resubmitted (node failure, timeout) is FAILED only until its
+                # next attempt is claimed: its waiters wait for that attempt's end
+                if state in TERMINAL and not handle.future.done() and label not in resubmit:
                     handle.future.set_result(handle.view)
                     self.stats.ended += 1
                 self._fire(handle, state)

@@ -340,7 +340,7 @@ class Workflow:
                 continue
             code = read_exit_file(run_dir)
             if code is not None:  # it ended while nobody watched: take its exit code
-                engine.report(Outcome(view.label, State.FINISHED if code == 0 else "FAILED", exit_code=code,
+                engine.report(Outcome(view.label, State.FINISHED if code == 0 else State.FAILED, exit_code=code,
                                       cause="" if code == 0 else f"exit code {code}"))
             elif not (run_dir / PID_FILE).exists() and record.started is None:
                 lost.append((view, "never started: the orchestrator stopped before the task did; resubmitting"))

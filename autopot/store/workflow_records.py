@@ -38,11 +38,17 @@ def require_database(directory: Path) -> None:
 
 
 def latest_run_name(root: Root) -> str | None:
-    """The most recently created workflow run's name (None in an empty database)."""
-    runs = root.workflow_runs
-    if not len(runs):
+    """The most recently created workflow run's name (None in an empty database).
+
+    Simulation runs recorded in the same directory (``params["simulation"]``) are only
+    chosen when there is nothing else: "the latest run" of an AutoPot workflow means its
+    active learning, not the EOS someone computed on its potential afterwards.
+    """
+    runs = list(root.workflow_runs.values())
+    if not runs:
         return None
-    return max(runs.values(), key=lambda r: r.created).name
+    primary = [r for r in runs if not (getattr(r, "params", None) or {}).get("simulation")]
+    return max(primary or runs, key=lambda r: r.created).name
 
 
 def count_states(root: Root, run_name: str | None = None, *, from_records: bool = False
