@@ -15,7 +15,7 @@ that ``import autopot.sampling`` stays at the cost of numpy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ def bulk_supercells(symbol: str = "Cu", crystal: str = "fcc", a: float | None = 
     """Conventional cubic cells of ``symbol`` repeated by each of ``sizes``."""
     from ase.build import bulk
 
-    unit = bulk(symbol, crystal, a=a, cubic=True)
+    unit = bulk(symbol, crystal, a=a, cubic=True) if a is not None else bulk(symbol, crystal, cubic=True)
     return [unit.repeat(tuple(size)) for size in sizes]
 
 
@@ -80,7 +80,8 @@ def random_alloys(base_atoms: Atoms, species: Sequence[str] = ("Cu", "Au"), n: i
     natoms = len(base_atoms)
 
     def lattice(symbol: str) -> float:
-        return float((reference_states[atomic_numbers[symbol]] or {}).get("a") or 0.0)
+        state: dict[str, Any] = reference_states[atomic_numbers[symbol]] or {}
+        return float(state.get("a") or 0.0)
 
     a_ref = [lattice(s) for s in species]
     a_base = lattice(base_atoms[0].symbol) if natoms else 0.0

@@ -135,7 +135,7 @@ class TaskContext:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         try:
             if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
                 self.set_state(State.FINISHED)  # sys.exit(0) inside the block is a success
@@ -148,4 +148,3 @@ class TaskContext:
                 self.set_state(State.FAILED, cause=cause)
         finally:
             self.store.close()
-        return False

@@ -47,8 +47,8 @@ def populate_arg_parser(parser: argparse.ArgumentParser,
         dest = names[-1].lstrip("-").replace("-", "_")
         if dest in FLAG_KEYS and schemas is not None:
             task, param, key = FLAG_KEYS[dest]
-            default = schemas[task].job[param].keys[key].default  # type: ignore[union-attr]
-            kwargs["help"] += f" (default {default:g}, from tasks/{task}/bd.yaml {param}.{key})"
+            default = schemas[task].job[param].full_default()[key]
+            kwargs["help"] += f" (default {default:g}: {task} task, {param}.{key})"
         elif dest in DEFAULTS and DEFAULTS[dest] not in ("", None):
             kwargs["help"] += f" (default {DEFAULTS[dest]})"
         parser.add_argument(*spelled, dest=dest, **kwargs)

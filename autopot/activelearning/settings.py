@@ -139,9 +139,9 @@ class Settings:
             calculate_ts=bool(p.get("calculate_ts")) or bool(preset),
             select=bool(p.get("select")) or bool(preset),
             grades=grades,
-            candidate_sets=[_path(c, "training_candidate_set") for c in p.get("training_candidate_set", [])],
+            candidate_sets=[_required_path(c, "training_candidate_set") for c in p.get("training_candidate_set", [])],
             md_select=bool(p.get("md_select")) or bool(preset),
-            md_configurations=[_path(c, "md_configurations") for c in p.get("md_configurations", [])],
+            md_configurations=[_required_path(c, "md_configurations") for c in p.get("md_configurations", [])],
             fresh_potential=bool(p.get("fresh_potential")),
             level=int(get("level")),
             calculator=_check_dict(schemas, "calculator", _calculator(get("calculator"))),
@@ -235,6 +235,13 @@ def _check_dict(schemas: Mapping[str, TaskSchema], name: str, value: dict[str, A
                  if exc.field == f"{task}.{pa}.{key}"]
         via = flags[0] if flags else flag_name(name)
         raise WorkflowError(exc.message, field=f"{via} ({exc.field})") from None
+
+
+def _required_path(value: Any, field_name: str) -> Path:
+    path = _path(value, field_name)
+    if path is None:
+        raise WorkflowError("empty file name", field=flag_name(field_name))
+    return path
 
 
 def _path(value: Any, field_name: str) -> Path | None:

@@ -53,10 +53,10 @@ def archive(archive: Path, mode: str | None, extract_to: Path | None, force: boo
 
     directory = resolve_workflow_dir(workflow_dir)
     motoko = _motoko_of(workflow_dir)
-    result = create_archive(directory, archive, motoko=motoko, pack=not full_history, overwrite=force)
-    runs = sum(sum(states.values()) for states in result.database["runs"].values())
-    click.echo(f"{result.path}: {result.files} files ({_human(result.bytes_in)} -> {_human(result.bytes_out)}), "
-               f"database as of {_when(result.database.get('last_commit'))} with {runs} runs; {result.seconds:.1f} s")
+    made = create_archive(directory, archive, motoko=motoko, pack=not full_history, overwrite=force)
+    runs = sum(sum(states.values()) for states in made.database["runs"].values())
+    click.echo(f"{made.path}: {made.files} files ({_human(made.bytes_in)} -> {_human(made.bytes_out)}), "
+               f"database as of {_when(made.database.get('last_commit'))} with {runs} runs; {made.seconds:.1f} s")
 
 
 def _motoko_of(given: str | None) -> Path | None:

@@ -71,7 +71,9 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, width: int
         cells = [[row[i] for i in keep] for row in cells]
     heads = [c.removeprefix("q.").removeprefix("job.") for c in cols]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(heads)]
-    shown, used, left_out = [], 0, []
+    shown: list[int] = []
+    left_out: list[str] = []
+    used = 0
     for i, w in enumerate(widths):
         if used + w + (2 if shown else 0) <= width or not shown:
             shown.append(i)

@@ -122,7 +122,12 @@ class LocalExecutor(Executor):
             return False
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+
+        def exited() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(fd, exited)
 
         async def watch() -> None:
             try:

@@ -371,9 +371,9 @@ class SlurmExecutor(Executor):
                     continue  # sbatch never queued it (or nothing ran): submit afresh
                 # it ran and ended while nobody watched, and SLURM forgot it: never rerun
                 jid = str(intent.get("job_id") or "")
-                outcome = Outcome(spec.label, State.FINISHED if ended == 0 else "FAILED", exit_code=ended,
+                outcome = Outcome(spec.label, State.FINISHED if ended == 0 else State.FAILED, exit_code=ended,
                                   cause="" if ended == 0 else f"exit code {ended} (from {EXIT_FILE})", executor_id=jid)
-                asyncio.get_running_loop().call_soon(lambda o=outcome: asyncio.ensure_future(self.emit(o)))
+                asyncio.get_running_loop().call_soon(self._emit_soon, outcome)
                 adopted[spec.label] = jid
                 continue
             index = intent.get("index")
@@ -543,6 +543,10 @@ class SlurmExecutor(Executor):
         job.state = state
         await self._finish(job, self._outcome(job, state, code, reason))
         return True
+
+    def _emit_soon(self, outcome: Outcome) -> None:
+        """Report from a plain callback (after adopt() has returned to the engine)."""
+        asyncio.ensure_future(self.emit(outcome))
 
     def _outcome(self, job: _Job, state: str, code: tuple[int | None, int | None], reason: str) -> Outcome:
         exit_code, sig = code

@@ -8,6 +8,7 @@ that a wrong mapping is reported once, clearly.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from autopot.errors import MTPError
 
@@ -21,18 +22,18 @@ def parse_atom_types(spec: str | Mapping[str, int], *, file: str | None = None) 
     """
     from ase.data import chemical_symbols
 
+    items: list[tuple[str, Any]] = []
     if isinstance(spec, Mapping):
         items = [(str(k), v) for k, v in spec.items()]
     elif isinstance(spec, str):
-        items = []
         for part in spec.split(","):
             part = part.strip()
             if not part:
                 continue
             if part.count("=") != 1:
                 raise MTPError(f"expected Symbol=type, got {part!r}", file=file, field=FIELD)
-            sym, _, val = part.partition("=")
-            items.append((sym.strip(), val.strip()))
+            sym, _, text = part.partition("=")
+            items.append((sym.strip(), text.strip()))
     else:
         raise MTPError(f"expected 'Mo=0,Ta=1' or a dict, got {type(spec).__name__}",
                        file=file, field=FIELD)

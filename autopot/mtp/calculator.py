@@ -28,7 +28,7 @@ class GradingMTP(Calculator):
     neighbourhood mode) on every ``grade_every``-th calculation (0, k, 2k, ...).
     Ask for ``get_property("grade")`` to force a grade at the current positions."""
 
-    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress", "grade")
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "grade"]
 
     def __init__(self, pot: str | Path, training_set: str | Path | Sequence[Atoms],
                  atom_types: str | Mapping[str, int], *, grade_every: int = 1,

@@ -102,7 +102,7 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                     raise err(f"Size: expected a positive integer, got {lines[k-1].strip()!r}", k)
                 size = int(tok[0])
             elif word in ("Supercell", "SuperCell"):
-                rows = []
+                rows: list[list[float]] = []
                 # 1 to 3 lattice vectors; MLIP-2 writes 3 for bulk
                 while k < n and len(rows) < 3:
                     tok = lines[k].split()
@@ -198,9 +198,9 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
             results["forces"] = np.column_stack([atomdata[c] for c in ("fx", "fy", "fz")])
         if stress is not None and cell is not None:
             results["stress"] = -stress / abs(np.linalg.det(cell))
-        for c, v in atomdata.items():
-            if c not in ("id", "type", "fx", "fy", "fz", *_CART, *_DIRECT):
-                atoms.arrays[c] = v.copy()
+        for column, values in atomdata.items():
+            if column not in ("id", "type", "fx", "fy", "fz", *_CART, *_DIRECT):
+                atoms.arrays[column] = values.copy()
         if "MV_grade" in info:
             try:
                 info["MV_grade"] = float(info["MV_grade"])

@@ -107,8 +107,8 @@ def compute_errors(reference: Sequence[Atoms], predicted: Sequence[Atoms]) -> di
         ("stress", ""): (np.array(dsg), np.array(sgref), 9),
     }
     out: dict[str, float] = {}
-    for (prefix, suffix), (diff, ref, dim) in groups.items():
-        stats = _stats(diff, ref, dim)
+    for (prefix, suffix), (diff, reference_values, dim) in groups.items():
+        stats = _stats(diff, reference_values, dim)
         for stat in ("mae", "rmse", "max"):
             out[f"{prefix}_{stat}{suffix}"] = stats.get(stat, float("nan"))
         for stat in ("max_rel", "rmse_rel"):

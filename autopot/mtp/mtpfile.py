@@ -144,11 +144,11 @@ def read_mtp(path: str | Path) -> MTPData:
                 raise MTPError(f"{key}: not a number: {value!r}", file=path,
                                field=f"line {k}") from None
         elif key in ("alpha_index_basic", "alpha_index_times"):
-            vals = _int_list(value, path, k, key)
-            if len(vals) % 4:
+            indices = _int_list(value, path, k, key)
+            if len(indices) % 4:
                 raise MTPError(f"{key}: entries must have 4 integers", file=path,
                                field=f"line {k}")
-            raw[key] = np.array(vals, dtype=np.int32).reshape(-1, 4)
+            raw[key] = np.array(indices, dtype=np.int32).reshape(-1, 4)
         elif key == "alpha_moment_mapping":
             raw[key] = np.array(_int_list(value, path, k, key), dtype=np.int32)
         elif key in ("species_coeffs", "moment_coeffs"):

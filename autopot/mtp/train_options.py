@@ -105,7 +105,7 @@ def resolve_train_args(args: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(args) - set(OPTIONS_BY_NAME))
     if unknown:
         raise MTPError(f"unknown training option {unknown[0]!r}; known: "
-                       f"{', '.join(OPTIONS_BY_NAME)}", field="train_args")
+                       f"{', '.join(OPTIONS_BY_NAME)}", field=f"train_args.{unknown[0]}")
     out = defaults()
     for key, value in args.items():
         if value is not None:  # unset keys of a run space's schema: the default applies

@@ -339,6 +339,7 @@ def read_vasp_result(directory: Path) -> Atoms:
     ``ase-sort.dat`` is present) atoms and forces are put back in the input order, since
     VASP sees them grouped by species.
     """
+    from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import read
 
@@ -348,7 +349,9 @@ def read_vasp_result(directory: Path) -> Atoms:
         if not path.is_file():
             continue
         try:
-            atoms = read(path, index=-1, format=fmt)
+            read_back = read(path, index=-1, format=fmt)
+            assert isinstance(read_back, Atoms)  # index=-1: one configuration
+            atoms = read_back
             results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
         except Exception as exc:  # noqa: BLE001 - truncated or foreign file
             raise AutopotError(f"cannot read VASP output: {type(exc).__name__}: {exc}", file=path) from None

@@ -66,13 +66,14 @@ def check_number(name: str, value: Any, *, minimum: float | None = None, strict:
     if isinstance(value, bool) or not isinstance(value, kinds + (np.integer, np.floating)):
         raise SimulationError(f"expected {'an integer' if integer else 'a number'}, got {value!r}",
                               field=name)
-    if not math.isfinite(float(value)):
+    number = float(value)  # type: ignore[arg-type]  # a number: checked just above
+    if not math.isfinite(number):
         raise SimulationError(f"expected a finite number, got {value!r}", field=name)
-    if minimum is not None and (value < minimum or (strict and value == minimum)):
+    if minimum is not None and (number < minimum or (strict and number == minimum)):
         raise SimulationError(f"must be {'>' if strict else '>='} {minimum}, got {value!r}", field=name)
-    if maximum is not None and value > maximum:
+    if maximum is not None and number > maximum:
         raise SimulationError(f"must be <= {maximum}, got {value!r}", field=name)
-    return int(value) if integer else float(value)
+    return int(number) if integer else number
 
 
 def check_optimizer(name: str, value: Any) -> str:
@@ -198,8 +199,9 @@ def relax(atoms: Atoms, calculator: Any, *, optimizer: str = "BFGS", fmax: float
         cons.append(FixSymmetry(atoms))
     atoms.set_constraint(cons or None)
     target: Any = atoms
-    if FILTERS[cell_filter] is not None:
-        target = getattr(ase.filters, FILTERS[cell_filter])(atoms)
+    filter_name = FILTERS[cell_filter]
+    if filter_name is not None:
+        target = getattr(ase.filters, filter_name)(atoms)
     opt = getattr(ase.optimize, optimizer)(target, logfile=None, trajectory=trajectory)
     converged = bool(opt.run(fmax=fmax, steps=steps))
     energy = float(atoms.get_potential_energy())

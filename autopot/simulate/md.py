@@ -105,6 +105,7 @@ def run(atoms: Atoms, calculator: Any, *, directory: str | Path = ".", **params:
     work = atoms.copy()
     if p["restart"] and path.is_file() and path.stat().st_size:
         frames = read(path, index=":")
+        assert isinstance(frames, list)  # index=":": every frame
         last = frames[-1]
         done = int(last.info.get("md_step", (len(frames) - 1) * p["interval"]))
         work = last.copy()

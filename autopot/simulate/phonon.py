@@ -81,7 +81,9 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     phonon = Phonopy(_phonopy_atoms(work), supercell_matrix=matrix, primitive_matrix="auto")
     phonon.generate_displacements(distance=p["distance"])
     forces = []
-    for cell in phonon.supercells_with_displacements:
+    displaced = phonon.supercells_with_displacements
+    assert displaced is not None  # generate_displacements() ran
+    for cell in displaced:
         a = _ase_atoms(cell)
         a.calc = calculator
         f = a.get_forces()
@@ -91,11 +93,12 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     phonon.symmetrize_force_constants()
 
     phonon.run_qpoints([[0.0, 0.0, 0.0]])
+    assert phonon.qpoints is not None
     gamma = np.sort(phonon.qpoints.frequencies[0])
     prim = _ase_atoms(phonon.primitive)
     path = prim.cell.bandpath(npoints=0)
     segments, labels, connections = _segments(path, p["band_points"])
-    phonon.run_band_structure(segments, labels=labels, path_connections=connections)
+    phonon.run_band_structure(segments, labels=labels, path_connections=connections)  # type: ignore[arg-type]
     band = phonon.band_structure
     phonon.run_mesh(p["mesh"], is_gamma_center=True)
     phonon.run_total_dos()
@@ -103,6 +106,9 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     phonon.run_thermal_properties(t_min=p["t_min"], t_max=p["t_max"], t_step=p["t_step"],
                                   exclude_gamma_acoustic=True)
     thermal = phonon.thermal_properties
+    fc = phonon.force_constants
+    # phonopy types its results Optional until computed: they were, just above
+    assert band is not None and dos is not None and thermal is not None and fc is not None
     n_acoustic = 3
     out = {
         "natoms_primitive": len(prim), "natoms_supercell": len(phonon.supercell),
@@ -121,7 +127,7 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
         "thermal_free_energy_kJ_mol": np.asarray(thermal.free_energy).tolist(),
         "thermal_entropy_J_K_mol": np.asarray(thermal.entropy).tolist(),
         "thermal_heat_capacity_J_K_mol": np.asarray(thermal.heat_capacity).tolist(),
-        "force_constants_shape": list(phonon.force_constants.shape),
+        "force_constants_shape": list(fc.shape),
     }
     if relaxed is not None:
         out["relaxed_energy"] = relaxed["energy"]

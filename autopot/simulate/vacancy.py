@@ -7,6 +7,7 @@ barrier is symmetric (forward = backward) for a correct NEB.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,7 +74,7 @@ def neb_settings(p: dict[str, Any]) -> dict[str, Any]:
             "endpoint_optimizer": p["optimizer"], "endpoint_fmax": p["fmax"]}
 
 
-def combine(natoms: int, bulk_energy: float, defect: dict[str, Any], hop: dict[str, Any] | None,
+def combine(natoms: int, bulk_energy: float, defect: Mapping[str, Any], hop: Mapping[str, Any] | None,
             hop_distance: float) -> dict[str, Any]:
     """The result from the perfect cell's energy, the relaxed defect and the NEB."""
     out: dict[str, Any] = {

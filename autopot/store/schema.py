@@ -96,15 +96,15 @@ class Param:
                 file=where,
                 field=name,
             )
-        if self.type == "float" and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise SchemaError(f"expected a finite float, got {value!r}", file=where, field=name)
         self._check_range(value, where, name)
-        if self.type == "list" and self.items:
+        if isinstance(value, list) and self.items:
             for k, item in enumerate(value):
                 if not isinstance(item, TYPES[self.items]) or isinstance(item, bool) != (self.items == "bool"):
                     raise SchemaError(f"item {k}: expected {self.items}, got {type(item).__name__} {item!r}",
                                       file=where, field=name)
-        if self.type == "dict":
+        if isinstance(value, dict):
             value = self._check_dict(value, where, name)
         return value
 
@@ -155,8 +155,9 @@ class Param:
         return value
 
     def full_default(self) -> Any:
-        """The default with every declared key filled (a dict's keys carry their own)."""
-        if self.keys is not None:
+        """The default with every key filled (a dict's keys, or its check function, carry
+        the defaults of its keys)."""
+        if self.keys is not None or (self.check_fn and not self.required):
             base = {} if self.default is _MISSING or self.default is None else self.default
             return self.check(base, where="", section="")
         return _copy_default(self.default)
