@@ -50,8 +50,9 @@ class LazyGroup(click.Group):
             raise
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EXIT_CODES_HELP)
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP
+)
 @click.version_option(__version__, prog_name="autopot")
 @click.option("-v", "--verbose", count=True, help="more progress output (-v: debug)")
 @click.option("-q", "--quiet", is_flag=True, help="only warnings and errors")
@@ -92,7 +93,9 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail("interrupted", int(ExitCode.STOPPED))
     except Exception as exc:
-        if type(exc).__module__.startswith(("ZEO", "ZODB", "BTrees", "transaction")):  # the database failed
+        if type(exc).__module__.startswith(
+            ("ZEO", "ZODB", "BTrees", "transaction")
+        ):  # the database failed
             err = database_error(exc)
             _fail(str(err), int(err.exit_code))
         raise

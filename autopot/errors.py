@@ -111,6 +111,10 @@ def database_error(exc: BaseException) -> InfrastructureError:
     if type(exc).__name__ == "ServerException" and len(args) == 2 and isinstance(args[0], str):
         name, detail = args
         if isinstance(detail, tuple) and len(detail) >= 2 and isinstance(detail[0], int):
-            return InfrastructureError(f"server failed to write: {detail[1]} (errno {detail[0]})", field="database")
-        return InfrastructureError(f"server error {name.rsplit('.', 1)[-1]}: {detail}", field="database")
+            return InfrastructureError(
+                f"server failed to write: {detail[1]} (errno {detail[0]})", field="database"
+            )
+        return InfrastructureError(
+            f"server error {name.rsplit('.', 1)[-1]}: {detail}", field="database"
+        )
     return InfrastructureError(f"{type(exc).__name__}: {exc}", field="database")

@@ -23,16 +23,26 @@ if TYPE_CHECKING:  # ase stays out of the import path (see above)
     from ase import Atoms
 
 
-def bulk_supercells(symbol: str = "Cu", crystal: str = "fcc", a: float | None = None,
-                    sizes: Sequence[tuple[int, int, int]] = ((2, 2, 2), (3, 3, 3))) -> list[Atoms]:
+def bulk_supercells(
+    symbol: str = "Cu",
+    crystal: str = "fcc",
+    a: float | None = None,
+    sizes: Sequence[tuple[int, int, int]] = ((2, 2, 2), (3, 3, 3)),
+) -> list[Atoms]:
     """Conventional cubic cells of ``symbol`` repeated by each of ``sizes``."""
     from ase.build import bulk
 
-    unit = bulk(symbol, crystal, a=a, cubic=True) if a is not None else bulk(symbol, crystal, cubic=True)
+    unit = (
+        bulk(symbol, crystal, a=a, cubic=True)
+        if a is not None
+        else bulk(symbol, crystal, cubic=True)
+    )
     return [unit.repeat(tuple(size)) for size in sizes]
 
 
-def strained(atoms: Atoms, max_strain: float = 0.02, n: int = 10, rng: np.random.Generator | None = None) -> list[Atoms]:
+def strained(
+    atoms: Atoms, max_strain: float = 0.02, n: int = 10, rng: np.random.Generator | None = None
+) -> list[Atoms]:
     """``n`` copies under random symmetric strain tensors with entries in ±``max_strain``."""
     rng = np.random.default_rng() if rng is None else rng
     if max_strain < 0:
@@ -47,8 +57,12 @@ def strained(atoms: Atoms, max_strain: float = 0.02, n: int = 10, rng: np.random
     return out
 
 
-def perturbed(atoms: Atoms, amplitude: tuple[float, float] | float = (0.02, 0.05), n: int = 10,
-              rng: np.random.Generator | None = None) -> list[Atoms]:
+def perturbed(
+    atoms: Atoms,
+    amplitude: tuple[float, float] | float = (0.02, 0.05),
+    n: int = 10,
+    rng: np.random.Generator | None = None,
+) -> list[Atoms]:
     """``n`` copies with every atom displaced in a random direction by a length drawn
     uniformly from ``amplitude`` (Å)."""
     rng = np.random.default_rng() if rng is None else rng
@@ -65,8 +79,13 @@ def perturbed(atoms: Atoms, amplitude: tuple[float, float] | float = (0.02, 0.05
     return out
 
 
-def random_alloys(base_atoms: Atoms, species: Sequence[str] = ("Cu", "Au"), n: int = 10,
-                  rng: np.random.Generator | None = None, alpha: float = 1.0) -> list[Atoms]:
+def random_alloys(
+    base_atoms: Atoms,
+    species: Sequence[str] = ("Cu", "Au"),
+    n: int = 10,
+    rng: np.random.Generator | None = None,
+    alpha: float = 1.0,
+) -> list[Atoms]:
     """``n`` random substitutional alloys of ``base_atoms`` with Dirichlet(``alpha``)
     compositions (alpha=1 covers the whole simplex uniformly, not just its centre); the
     cell is scaled by Vegard's law between the elements' reference lattice constants
@@ -97,11 +116,18 @@ def random_alloys(base_atoms: Atoms, species: Sequence[str] = ("Cu", "Au"), n: i
     return out
 
 
-def candidate_set(symbol: str = "Cu", crystal: str = "fcc", a: float | None = None,
-                  sizes: Sequence[tuple[int, int, int]] = ((1, 1, 1), (2, 2, 2), (2, 2, 3)),
-                  n_per_size: int = 50, max_strain: float = 0.02,
-                  amplitude: tuple[float, float] = (0.02, 0.05), seed: int = 0,
-                  species: Sequence[str] | None = None, alpha: float = 1.0) -> list[Atoms]:
+def candidate_set(
+    symbol: str = "Cu",
+    crystal: str = "fcc",
+    a: float | None = None,
+    sizes: Sequence[tuple[int, int, int]] = ((1, 1, 1), (2, 2, 2), (2, 2, 3)),
+    n_per_size: int = 50,
+    max_strain: float = 0.02,
+    amplitude: tuple[float, float] = (0.02, 0.05),
+    seed: int = 0,
+    species: Sequence[str] | None = None,
+    alpha: float = 1.0,
+) -> list[Atoms]:
     """``n_per_size`` candidates per supercell size: (random alloy if ``species``, then)
     random strain, then random displacements -- the Cu demo's candidates by default.
 
@@ -111,7 +137,9 @@ def candidate_set(symbol: str = "Cu", crystal: str = "fcc", a: float | None = No
     rng = np.random.default_rng(seed)
     out = []
     for base in bulk_supercells(symbol, crystal, a, sizes):
-        starts = random_alloys(base, species, n_per_size, rng, alpha) if species else [base] * n_per_size
+        starts = (
+            random_alloys(base, species, n_per_size, rng, alpha) if species else [base] * n_per_size
+        )
         for start in starts:
             (atoms,) = strained(start, max_strain, 1, rng)
             out.extend(perturbed(atoms, amplitude, 1, rng))

@@ -129,18 +129,25 @@ class TaskContext:
     def __enter__(self) -> TaskContext:
         run = self._run()
         if run.state in TERMINAL:
-            raise StoreError(f"run {self.label} is already {run.state}; not running it again", field="state")
+            raise StoreError(
+                f"run {self.label} is already {run.state}; not running it again", field="state"
+            )
         self.set_state(State.RUNNING, host=socket.gethostname())
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         try:
             if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
                 self.set_state(State.FINISHED)  # sys.exit(0) inside the block is a success
             else:
-                cause = "".join(traceback.format_exception_only(exc_type, exc)).strip().splitlines()[-1]
+                cause = (
+                    "".join(traceback.format_exception_only(exc_type, exc)).strip().splitlines()[-1]
+                )
                 (self.run_dir / "traceback.txt").write_text(
                     "".join(traceback.format_exception(exc_type, exc, tb))
                 )

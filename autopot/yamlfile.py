@@ -21,7 +21,8 @@ def _strict_loader() -> type:
                 try:
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicated key {key!r}", key_node.start_mark)
+                            None, None, f"duplicated key {key!r}", key_node.start_mark
+                        )
                     seen.add(key)
                 except TypeError:  # unhashable key: the base class reports it
                     pass

@@ -46,7 +46,9 @@ def make_run_dirs(workflow: Path, count: int) -> None:
         atoms.calc = EMT()
         atoms.get_forces()
         write_cfg(run_dir / "result.cfg", [atoms], "Cu=0")
-        (run_dir / "stdout.log").write_text(f"sp_calc {i}: energy {atoms.get_potential_energy():.6f}\n")
+        (run_dir / "stdout.log").write_text(
+            f"sp_calc {i}: energy {atoms.get_potential_energy():.6f}\n"
+        )
         (run_dir / "autopot_run.json").write_text(json.dumps({"task": "sp_calc", "run_id": i}))
 
 
@@ -90,9 +92,11 @@ def main() -> None:
         "db_snapshot_bytes": snapshot_bytes,
         "peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    print(f"archived {args.n} runs and {checked.files} files through a live ZEO server in {archive_s:.1f} s "
-          f"({result.bytes_in / 1e6:.1f} MB -> {result.bytes_out / 1e6:.1f} MB; database {db_bytes / 1e6:.1f} MB "
-          f"-> {snapshot_bytes / 1e6:.1f} MB packed); verify {verify_s:.1f} s; extract {extract_s:.1f} s")
+    print(
+        f"archived {args.n} runs and {checked.files} files through a live ZEO server in {archive_s:.1f} s "
+        f"({result.bytes_in / 1e6:.1f} MB -> {result.bytes_out / 1e6:.1f} MB; database {db_bytes / 1e6:.1f} MB "
+        f"-> {snapshot_bytes / 1e6:.1f} MB packed); verify {verify_s:.1f} s; extract {extract_s:.1f} s"
+    )
     print(json.dumps(figures))
 
 

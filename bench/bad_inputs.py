@@ -29,9 +29,24 @@ def finished_workflow(dest: Path) -> Path:
     shutil.copy(REPO / "motoko.yaml", dest / "motoko.yaml")
     for name in ("tasks", "workflow"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    proc = subprocess.run([sys.executable, "-m", "autopot.cli", "-q", "orchestrator", "start", "-c",
-                           str(dest / "motoko.yaml"), "--preset", "cu-quick"],
-                          cwd=dest, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autopot.cli",
+            "-q",
+            "orchestrator",
+            "start",
+            "-c",
+            str(dest / "motoko.yaml"),
+            "--preset",
+            "cu-quick",
+        ],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"the demo did not finish: {proc.stderr[-2000:]}")
     return dest / "motoko.yaml"
@@ -49,13 +64,17 @@ def main() -> None:
     for o in outcomes:
         problems = o.problems()
         log.info("%-34s %s", o.case.name, "ok" if not problems else "FAIL: " + "; ".join(problems))
-    print(json.dumps({
-        "cases": len(outcomes),
-        "passed": sum(not o.problems() for o in outcomes),
-        "db_unchanged": sum(o.db_unchanged for o in outcomes),
-        "tracebacks": sum(o.traceback for o in outcomes),
-        "seconds": round(seconds, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "cases": len(outcomes),
+                "passed": sum(not o.problems() for o in outcomes),
+                "db_unchanged": sum(o.db_unchanged for o in outcomes),
+                "tracebacks": sum(o.traceback for o in outcomes),
+                "seconds": round(seconds, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

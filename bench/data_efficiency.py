@@ -42,14 +42,20 @@ def heldout_trajectory(temperature: float, n: int, seed: int = 7) -> list:
     atoms.calc = EMT()
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    dyn = Langevin(atoms, 2 * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng)
+    dyn = Langevin(
+        atoms, 2 * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng
+    )
     dyn.run(200)
     frames = []
     for _ in range(n):
         dyn.run(20)
         snap = atoms.copy()
-        snap.calc = SinglePointCalculator(snap, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
-                                          stress=atoms.get_stress())
+        snap.calc = SinglePointCalculator(
+            snap,
+            energy=atoms.get_potential_energy(),
+            forces=atoms.get_forces(),
+            stress=atoms.get_stress(),
+        )
         frames.append(snap)
     return frames
 
@@ -59,9 +65,14 @@ def errors(pot: Path, frames: list, atom_types: str) -> tuple[float, float]:
     from autopot.mtp.backend import get_backend
 
     pred = get_backend().calc_efs(pot, frames, atom_types)
-    de = [(p.get_potential_energy() - r.get_potential_energy()) / len(r) for p, r in zip(pred, frames, strict=True)]
-    df = np.concatenate([(p.get_forces() - r.get_forces()).ravel() for p, r in zip(pred, frames, strict=True)])
-    return float(np.sqrt(np.mean(np.square(de))) * 1000), float(np.sqrt(np.mean(df ** 2)) * 1000)
+    de = [
+        (p.get_potential_energy() - r.get_potential_energy()) / len(r)
+        for p, r in zip(pred, frames, strict=True)
+    ]
+    df = np.concatenate(
+        [(p.get_forces() - r.get_forces()).ravel() for p, r in zip(pred, frames, strict=True)]
+    )
+    return float(np.sqrt(np.mean(np.square(de))) * 1000), float(np.sqrt(np.mean(df**2)) * 1000)
 
 
 def run_demo(preset: str, workdir: Path) -> tuple[dict, float]:
@@ -69,8 +80,12 @@ def run_demo(preset: str, workdir: Path) -> tuple[dict, float]:
         shutil.copytree(ROOT / name, workdir / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "motoko.yaml", workdir / "motoko.yaml")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "autopot.cli", "orchestrator", "start", "--preset", preset],
-                          cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "--preset", preset],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     print(proc.stdout[-3000:])
     if proc.returncode != 0:
@@ -94,7 +109,12 @@ def random_baseline(workdir: Path, summary: dict, n_calls: int, seed: int = 0) -
     initial = read_cfg(demo / "initial_ts.cfg", at)
     pool = read_cfg(demo / "candidates.cfg", at)
     rng = np.random.default_rng(seed)
-    picks = [pool[i] for i in rng.choice(len(pool), size=min(len(pool), max(0, n_calls - len(initial))), replace=False)]
+    picks = [
+        pool[i]
+        for i in rng.choice(
+            len(pool), size=min(len(pool), max(0, n_calls - len(initial))), replace=False
+        )
+    ]
     labelled = []
     for atoms in [*initial, *picks]:
         atoms = atoms.copy()
@@ -105,7 +125,9 @@ def random_baseline(workdir: Path, summary: dict, n_calls: int, seed: int = 0) -
     write_cfg(workdir / "random_ts.cfg", labelled, at)
     pot = sorted(demo.glob("untrained_*.mtp"))[0]
     out = workdir / "random.mtp"
-    get_backend().train(pot, workdir / "random_ts.cfg", out, atom_types=at, **summary["settings"]["train_args"])
+    get_backend().train(
+        pot, workdir / "random_ts.cfg", out, atom_types=at, **summary["settings"]["train_args"]
+    )
     return out
 
 
@@ -134,8 +156,10 @@ def main() -> None:
         "demo_md_temperature_K": summary["settings"]["md_args"]["temperature_K"],
         "converged": summary["converged"],
     }
-    print(f"held-out EMT MD at {args.heldout_temperature:g} K ({args.heldout_frames} frames), "
-          f"{n_calls} reference calculations each:")
+    print(
+        f"held-out EMT MD at {args.heldout_temperature:g} K ({args.heldout_frames} frames), "
+        f"{n_calls} reference calculations each:"
+    )
     print(f"  active learning: energy RMSE {al_e:.3f} meV/atom, force RMSE {al_f:.1f} meV/Å")
     print(f"  random picks:    energy RMSE {rnd_e:.3f} meV/atom, force RMSE {rnd_f:.1f} meV/Å")
     print(json.dumps(figures))

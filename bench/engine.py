@@ -61,7 +61,7 @@ class HoldExecutor(Executor):
         return None
 '''
 
-ORCHESTRATOR = '''
+ORCHESTRATOR = """
 import os, subprocess, sys, time
 
 RESULTS = {}
@@ -98,7 +98,7 @@ async def _until_submitted(workflow, runs):
     while any(r.state == "CREATED" for r in runs):
         await asyncio.sleep(0.05)
         workflow.store.sync()
-'''
+"""
 
 COMMITTER = '''
 """Commits RUNNING then FINISHED for each held run, one transaction at a time."""
@@ -131,12 +131,14 @@ def make_workflow(base: Path) -> Path:
     (base / "bench_executors.py").write_text(EXECUTORS)
     (base / "bench_orchestrator.py").write_text(ORCHESTRATOR)
     (base / "committer.py").write_text(COMMITTER)
-    (base / "motoko.yaml").write_text(textwrap.dedent("""
+    (base / "motoko.yaml").write_text(
+        textwrap.dedent("""
         task_managers:
           noop: {template: tasks/noop, executor: {name: "bench_executors:InstantExecutor"}}
           held: {template: tasks/held, executor: {name: "bench_executors:HoldExecutor"}}
         orchestrator: bench_orchestrator.main
-    """))
+    """)
+    )
     return base / "motoko.yaml"
 
 
@@ -154,11 +156,27 @@ def run(motoko: Path, mode: str, n: int, run_name: str) -> dict:
 def toy_wall(n: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "toy"
-        shutil.copytree(ROOT / "tests" / "engine" / "toy", dest,
-                        ignore=shutil.ignore_patterns("autopot-workflow", "__pycache__"))
+        shutil.copytree(
+            ROOT / "tests" / "engine" / "toy",
+            dest,
+            ignore=shutil.ignore_patterns("autopot-workflow", "__pycache__"),
+        )
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "autopot.cli", "orchestrator", "start",
-                               "-c", str(dest / "motoko.yaml"), "--n", str(n)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "autopot.cli",
+                "orchestrator",
+                "start",
+                "-c",
+                str(dest / "motoko.yaml"),
+                "--n",
+                str(n),
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"toy workflow failed:\n{proc.stdout}\n{proc.stderr}")
@@ -188,11 +206,17 @@ def main() -> None:
         "tasks": args.tasks,
         "toy200_wall_s": round(toy, 2),
     }
-    print(f"event latency: median {figures['latency_median_ms']} ms, p99 {figures['latency_p99_ms']} ms "
-          f"over {len(lat_ms)} state changes")
-    print(f"orchestrator CPU per task: {figures['overhead_ms_per_task']} ms ({args.tasks} no-op tasks, "
-          f"{figures['overhead_wall_s']} s wall)")
-    print(f"toy workflow ({args.toy} work + 1 collect, local executor): {figures['toy200_wall_s']} s wall")
+    print(
+        f"event latency: median {figures['latency_median_ms']} ms, p99 {figures['latency_p99_ms']} ms "
+        f"over {len(lat_ms)} state changes"
+    )
+    print(
+        f"orchestrator CPU per task: {figures['overhead_ms_per_task']} ms ({args.tasks} no-op tasks, "
+        f"{figures['overhead_wall_s']} s wall)"
+    )
+    print(
+        f"toy workflow ({args.toy} work + 1 collect, local executor): {figures['toy200_wall_s']} s wall"
+    )
     print(json.dumps(figures))
 
 

@@ -72,44 +72,68 @@ def errors_parity(data: Path) -> tuple[bool, float]:
     text = (data / "out" / "calc-errors.stdout.txt").read_text()
     recorded = parse_mlp_errors(text)
     test = read_cfg(data / "test.cfg", TYPES)
-    ours = compute_errors(test, MotepBackend(n_jobs=1).calc_efs(data / "out" / "pot06.mtp",
-                                                                 test, TYPES))
+    ours = compute_errors(
+        test, MotepBackend(n_jobs=1).calc_efs(data / "out" / "pot06.mtp", test, TYPES)
+    )
     match = all(f"{ours[k]:.6g}" == f"{v:.6g}" for k, v in recorded.items())
     rel = max(abs(ours[k] - v) / abs(v) for k, v in recorded.items() if v)
-    log.info("errors: %d figures of calc-errors, %s to print precision, max rel diff %.2e",
-             len(recorded), "all equal" if match else "NOT all equal", rel)
+    log.info(
+        "errors: %d figures of calc-errors, %s to print precision, max rel diff %.2e",
+        len(recorded),
+        "all equal" if match else "NOT all equal",
+        rel,
+    )
     return match, rel
 
 
 def grade_cpu(data: Path, work: Path, n_jobs: int | None) -> float:
     pot = work / "08_fit.mtp"
     if not pot.exists():
-        generate_untrained_mtp(8, 1, cutoff=5.0, min_dist=2.0, radial_basis_size=8,
-                               path=work / "08.mtp")
-        MotepBackend(n_jobs=1).train(work / "08.mtp", data / "train.cfg", pot,
-                                     atom_types=TYPES, max_iter=100, save_active_set=False)
+        generate_untrained_mtp(
+            8, 1, cutoff=5.0, min_dist=2.0, radial_basis_size=8, path=work / "08.mtp"
+        )
+        MotepBackend(n_jobs=1).train(
+            work / "08.mtp",
+            data / "train.cfg",
+            pot,
+            atom_types=TYPES,
+            max_iter=100,
+            save_active_set=False,
+        )
     cands = candidates(1000, seed=3)
     train = read_cfg(data / "train.cfg", TYPES)
     backend = MotepBackend(n_jobs=n_jobs)
     c0, t0 = cpu_seconds(), time.perf_counter()
     grades = backend.calc_grade(pot, train, cands, TYPES)  # builds the active set too
     dc, dt = cpu_seconds() - c0, time.perf_counter() - t0
-    log.info("grade level 08, 1000 x 54 atoms, n_jobs=%s: %.3f ms CPU, %.3f ms wall per "
-             "configuration (max grade %.3g)", n_jobs, 1000 * dc / 1000, 1000 * dt / 1000,
-             grades.max())
+    log.info(
+        "grade level 08, 1000 x 54 atoms, n_jobs=%s: %.3f ms CPU, %.3f ms wall per "
+        "configuration (max grade %.3g)",
+        n_jobs,
+        1000 * dc / 1000,
+        1000 * dt / 1000,
+        grades.max(),
+    )
     return dc  # seconds for 1000 = ms per configuration
 
 
 def train_level06(data: Path, work: Path) -> tuple[float, float, int | None]:
     backend = MotepBackend()
     c0, t0 = cpu_seconds(), time.perf_counter()
-    res = backend.train(data / "untrained_06.mtp", data / "train.cfg", work / "06_fit.mtp",
-                        atom_types=TYPES)
+    res = backend.train(
+        data / "untrained_06.mtp", data / "train.cfg", work / "06_fit.mtp", atom_types=TYPES
+    )
     dc, dt = cpu_seconds() - c0, time.perf_counter() - t0
     test = read_cfg(data / "test.cfg", TYPES)
     held = compute_errors(test, MotepBackend(n_jobs=1).calc_efs(res.potential, test, TYPES))
-    log.info("train level 06 on train.cfg: %.1f s CPU, %.1f s wall, %s iterations, test "
-             "force RMSE %.3f meV/A", dc, dt, res.iterations, 1000 * held["forces_rmse"])
+    log.info(
+        "train level 06 on train.cfg: %.1f s CPU, %.1f s wall, %s iterations, test "
+        "force RMSE %.3f meV/A",
+        dc,
+        dt,
+        res.iterations,
+        1000 * held["forces_rmse"],
+    )
     return dc, 1000 * held["forces_rmse"], res.iterations
 
 
@@ -126,17 +150,21 @@ def main() -> None:
     grade_serial = grade_cpu(args.data, work, n_jobs=1)
     grade_2proc = grade_cpu(args.data, work, n_jobs=2)
     train_s, f_rmse, iters = train_level06(args.data, work)
-    print(json.dumps({
-        "errors_match_mlp": match,
-        "max_rel_diff_errors": float(f"{rel:.3g}"),
-        "grade_cpu_ms_per_config_level08": round(grade_serial, 3),
-        "grade_cpu_ms_per_config_level08_2proc": round(grade_2proc, 3),
-        "train_cpu_s_level06": round(train_s, 2),
-        "train_test_force_rmse_mev_a": round(f_rmse, 3),
-        "train_iterations": iters,
-        "cores": os.cpu_count(),
-        "load_average": round(load, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "errors_match_mlp": match,
+                "max_rel_diff_errors": float(f"{rel:.3g}"),
+                "grade_cpu_ms_per_config_level08": round(grade_serial, 3),
+                "grade_cpu_ms_per_config_level08_2proc": round(grade_2proc, 3),
+                "train_cpu_s_level06": round(train_s, 2),
+                "train_test_force_rmse_mev_a": round(f_rmse, 3),
+                "train_iterations": iters,
+                "cores": os.cpu_count(),
+                "load_average": round(load, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

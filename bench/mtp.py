@@ -43,8 +43,11 @@ def labelled(n: int, seed: int, rattle: float = 0.08, strain: float = 0.03) -> l
         a.set_cell(a.cell @ (np.eye(3) + (eps + eps.T) / 2), scale_atoms=True)
         a.positions += rng.normal(0.0, rattle, a.positions.shape)
         a.calc = EMT()
-        res = {"energy": a.get_potential_energy(), "forces": a.get_forces(),
-               "stress": a.get_stress()}
+        res = {
+            "energy": a.get_potential_energy(),
+            "forces": a.get_forces(),
+            "stress": a.get_stress(),
+        }
         a.calc = SinglePointCalculator(a, **res)
         out.append(a)
     return out
@@ -83,8 +86,9 @@ def grade_speed(level: int, train: list, cands: list, work: Path) -> tuple[float
     machine; on an idle 2-core machine wall ~ CPU / 2."""
     backend = get_backend("motep")
     generate_untrained_mtp(level, 1, cutoff=5.0, min_dist=2.0, path=work / f"{level}.mtp")
-    res = backend.train(work / f"{level}.mtp", train, work / f"{level}_fit.mtp",
-                        atom_types=TYPES, max_iter=0)  # LLS only + active set
+    res = backend.train(
+        work / f"{level}.mtp", train, work / f"{level}_fit.mtp", atom_types=TYPES, max_iter=0
+    )  # LLS only + active set
     c0, t0 = cpu_seconds(), time.perf_counter()
     grades = backend.calc_grade(res.potential, train, cands, TYPES)
     dt, dc = time.perf_counter() - t0, cpu_seconds() - c0
@@ -95,8 +99,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sets, 100 BFGS iterations")
     ap.add_argument("--max-iter", type=int, default=None, help="BFGS iterations (default 1000)")
-    ap.add_argument("--grade-only", action="store_true",
-                    help="skip the level-10 training (train figures are null)")
+    ap.add_argument(
+        "--grade-only",
+        action="store_true",
+        help="skip the level-10 training (train figures are null)",
+    )
     args = ap.parse_args()
     n_train, n_test, n_cand = (30, 20, 1000) if args.quick else (100, 50, 10_000)
     max_iter = args.max_iter if args.max_iter is not None else (100 if args.quick else 1000)
@@ -109,38 +116,57 @@ def main() -> None:
     if not args.grade_only:
         generate_untrained_mtp(10, 1, cutoff=5.0, min_dist=2.0, path=work / "10.mtp")
         t0 = time.perf_counter()
-        res = backend.train(work / "10.mtp", train, work / "10_trained.mtp", atom_types=TYPES,
-                            max_iter=max_iter, save_active_set=False)
+        res = backend.train(
+            work / "10.mtp",
+            train,
+            work / "10_trained.mtp",
+            atom_types=TYPES,
+            max_iter=max_iter,
+            save_active_set=False,
+        )
         train_s = round(time.perf_counter() - t0, 2)
         held = compute_errors(test, backend.calc_efs(res.potential, test, TYPES))
         e_rmse = round(1000 * held["energy_rmse_per_atom"], 3)
         f_rmse = round(1000 * held["forces_rmse"], 2)
-        print(f"train: level 10, {n_train} x 32 atoms, {max_iter} BFGS iterations: {train_s} s;"
-              f" training-set energy RMSE {1000 * res.errors['energy_rmse_per_atom']:.2f}"
-              f" meV/atom, held-out {e_rmse} meV/atom, forces {f_rmse} meV/A", flush=True)
+        print(
+            f"train: level 10, {n_train} x 32 atoms, {max_iter} BFGS iterations: {train_s} s;"
+            f" training-set energy RMSE {1000 * res.errors['energy_rmse_per_atom']:.2f}"
+            f" meV/atom, held-out {e_rmse} meV/atom, forces {f_rmse} meV/A",
+            flush=True,
+        )
 
     cands = candidates(n_cand, seed=3)
     load = os.getloadavg()[0]
     ms08, cpu08, g08 = grade_speed(8, train, cands, work)
-    print(f"grade: level 08, {n_cand} x 54 atoms: {ms08:.3f} ms/config wall, {cpu08:.3f} ms CPU"
-          f" (max grade {g08:.3g})", flush=True)
+    print(
+        f"grade: level 08, {n_cand} x 54 atoms: {ms08:.3f} ms/config wall, {cpu08:.3f} ms CPU"
+        f" (max grade {g08:.3g})",
+        flush=True,
+    )
     ms16, cpu16, g16 = grade_speed(16, train, cands, work)
-    print(f"grade: level 16, {n_cand} x 54 atoms: {ms16:.3f} ms/config wall, {cpu16:.3f} ms CPU"
-          f" (max grade {g16:.3g}); load average before grading {load:.2f}", flush=True)
-    print(json.dumps({
-        "train_s": train_s,
-        "energy_rmse_mev_atom": e_rmse,
-        "force_rmse_mev_a": f_rmse,
-        "grade_ms_per_config": round(ms16, 3),
-        "grade_ms_per_config_level08": round(ms08, 3),
-        "grade_cpu_ms_per_config": round(cpu16, 3),
-        "grade_cpu_ms_per_config_level08": round(cpu08, 3),
-        "cores": os.cpu_count(),
-        "load_average": round(load, 2),
-        "peak_mem_mb": round(peak_mb(), 1),
-        "quick": args.quick,
-        "max_iter": max_iter,
-    }))
+    print(
+        f"grade: level 16, {n_cand} x 54 atoms: {ms16:.3f} ms/config wall, {cpu16:.3f} ms CPU"
+        f" (max grade {g16:.3g}); load average before grading {load:.2f}",
+        flush=True,
+    )
+    print(
+        json.dumps(
+            {
+                "train_s": train_s,
+                "energy_rmse_mev_atom": e_rmse,
+                "force_rmse_mev_a": f_rmse,
+                "grade_ms_per_config": round(ms16, 3),
+                "grade_ms_per_config_level08": round(ms08, 3),
+                "grade_cpu_ms_per_config": round(cpu16, 3),
+                "grade_cpu_ms_per_config_level08": round(cpu08, 3),
+                "cores": os.cpu_count(),
+                "load_average": round(load, 2),
+                "peak_mem_mb": round(peak_mb(), 1),
+                "quick": args.quick,
+                "max_iter": max_iter,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

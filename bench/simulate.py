@@ -21,7 +21,9 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workflow-dir", default=None, help="record here (default: a temporary directory)")
+    parser.add_argument(
+        "--workflow-dir", default=None, help="record here (default: a temporary directory)"
+    )
     parser.add_argument("--executor", default="local")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -45,21 +47,25 @@ def main() -> None:
         sfe = SFE(atoms=cu, **common)
         vac = VACANCY(atoms=cu, **common)
         ph = PHONON(atoms=bulk("Cu", "fcc", a=eos["a0_cubic"]), supercell=[3, 3, 3], **common)
-    print(json.dumps({
-        "a0_A": round(eos["a0_cubic"], 5),
-        "B0_GPa": round(eos["B0_GPa"], 2),
-        "C11_GPa": round(el["C11_GPa"], 2),
-        "C12_GPa": round(el["C12_GPa"], 2),
-        "C44_GPa": round(el["C44_GPa"], 2),
-        "B_from_Cij_over_B0": round(el["B_from_Cij_GPa"] / eos["B0_GPa"], 4),
-        "sfe_mJ_m2": round(sfe["sfe_mJ_m2"], 2),
-        "vacancy_formation_eV": round(vac["formation_energy"], 4),
-        "vacancy_migration_eV": round(vac["migration_barrier"], 4),
-        "phonon_gamma_max_THz": float(f"{ph['gamma_max_THz']:.3g}"),
-        "eos_wall_s": round(eos_wall, 2),
-        "eos_cached_wall_s": round(cached_wall, 4),
-        "cached_speedup": round(eos_wall / cached_wall, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "a0_A": round(eos["a0_cubic"], 5),
+                "B0_GPa": round(eos["B0_GPa"], 2),
+                "C11_GPa": round(el["C11_GPa"], 2),
+                "C12_GPa": round(el["C12_GPa"], 2),
+                "C44_GPa": round(el["C44_GPa"], 2),
+                "B_from_Cij_over_B0": round(el["B_from_Cij_GPa"] / eos["B0_GPa"], 4),
+                "sfe_mJ_m2": round(sfe["sfe_mJ_m2"], 2),
+                "vacancy_formation_eV": round(vac["formation_energy"], 4),
+                "vacancy_migration_eV": round(vac["migration_barrier"], 4),
+                "phonon_gamma_max_THz": float(f"{ph['gamma_max_THz']:.3g}"),
+                "eos_wall_s": round(eos_wall, 2),
+                "eos_cached_wall_s": round(cached_wall, 4),
+                "cached_speedup": round(eos_wall / cached_wall, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def prepare(base: Path, n: int) -> list[RunSpec]:
     return specs
 
 
-async def fan_out(executor_cls: type, specs: list[RunSpec], **options: object) -> tuple[float, object, list[Outcome]]:
+async def fan_out(
+    executor_cls: type, specs: list[RunSpec], **options: object
+) -> tuple[float, object, list[Outcome]]:
     ended: list[Outcome] = []
     done = asyncio.Event()
 
@@ -61,31 +63,52 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--max-poll-interval", type=float, default=30.0)
-    parser.add_argument("--dir", type=Path, default=Path.home(),
-                        help="where the run directories go; must be visible from the compute nodes")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path.home(),
+        help="where the run directories go; must be visible from the compute nodes",
+    )
     args = parser.parse_args()
     if shutil.which("sbatch") is None:
         sys.exit("bench/slurm.py: sbatch not found; start SLURM with ../shared/ci/setup-slurm.sh")
     with tempfile.TemporaryDirectory(prefix="autopot-bench-slurm-", dir=args.dir) as tmp:
         base = Path(tmp)
-        wall_slurm, slurm, ended = asyncio.run(fan_out(
-            SlurmExecutor, prepare(base / "slurm", args.tasks),
-            poll_interval=args.poll_interval, max_poll_interval=args.max_poll_interval))
+        wall_slurm, slurm, ended = asyncio.run(
+            fan_out(
+                SlurmExecutor,
+                prepare(base / "slurm", args.tasks),
+                poll_interval=args.poll_interval,
+                max_poll_interval=args.max_poll_interval,
+            )
+        )
         bad = [o for o in ended if o.state != "FINISHED"]
         if bad:
             sys.exit(f"bench/slurm.py: {len(bad)} SLURM runs did not finish: {bad[0]}")
-        print(f"slurm: {args.tasks} tasks in {wall_slurm:.2f} s; sbatch {slurm.stats.sbatch}, "
-              f"squeue {slurm.stats.squeue}, scontrol {slurm.stats.scontrol}, sacct {slurm.stats.sacct}", flush=True)
-        wall_local, local, ended = asyncio.run(fan_out(LocalExecutor, prepare(base / "local", args.tasks)))
+        print(
+            f"slurm: {args.tasks} tasks in {wall_slurm:.2f} s; sbatch {slurm.stats.sbatch}, "
+            f"squeue {slurm.stats.squeue}, scontrol {slurm.stats.scontrol}, sacct {slurm.stats.sacct}",
+            flush=True,
+        )
+        wall_local, local, ended = asyncio.run(
+            fan_out(LocalExecutor, prepare(base / "local", args.tasks))
+        )
         assert all(o.state == "FINISHED" for o in ended)
-        print(f"local: {args.tasks} tasks in {wall_local:.2f} s ({local.max_parallel} at a time)", flush=True)
-    print(json.dumps({
-        "tasks": args.tasks,
-        "sbatch_calls": slurm.stats.sbatch,
-        "squeue_calls": slurm.stats.squeue,
-        "wall_s_slurm": round(wall_slurm, 2),
-        "wall_s_local": round(wall_local, 2),
-    }))
+        print(
+            f"local: {args.tasks} tasks in {wall_local:.2f} s ({local.max_parallel} at a time)",
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "tasks": args.tasks,
+                "sbatch_calls": slurm.stats.sbatch,
+                "squeue_calls": slurm.stats.squeue,
+                "wall_s_slurm": round(wall_slurm, 2),
+                "wall_s_local": round(wall_local, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,15 @@ def populate(store, n: int, batch: int) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     for start in range(0, n, batch):
         names = [f"conf_{i:06d}.cfg" for i in range(start, min(n, start + batch))]
-        store.transact(lambda root, names=names: create_runs(
-            root, schema, {"cfg_fname": names}, {"calculator": {"calculator": "emt"}}, run_name="bench"))
+        store.transact(
+            lambda root, names=names: create_runs(
+                root,
+                schema,
+                {"cfg_fname": names},
+                {"calculator": {"calculator": "emt"}},
+                run_name="bench",
+            )
+        )
     create_s = time.perf_counter() - t0
 
     def finish(root, lo: int, hi: int) -> None:
@@ -102,11 +109,13 @@ def main() -> None:
         "bytes_per_run_packed": round(packed / args.n, 1),
         "pack_s": round(pack_s, 1),
     }
-    print(f"created {args.n} runs in {create_s:.1f} s; {n_finished} FINISHED found by the index in "
-          f"{query_s * 1000:.1f} ms (first page {len(first_page)}); quantity filter over them "
-          f"({n_low} matches) {scan_s:.2f} s; a parameter glob over all runs without index "
-          f"({n_scan} matches) {full_scan_s:.2f} s; {size / args.n:.0f} bytes/run as written, "
-          f"{packed / args.n:.0f} after packing ({pack_s:.1f} s)")
+    print(
+        f"created {args.n} runs in {create_s:.1f} s; {n_finished} FINISHED found by the index in "
+        f"{query_s * 1000:.1f} ms (first page {len(first_page)}); quantity filter over them "
+        f"({n_low} matches) {scan_s:.2f} s; a parameter glob over all runs without index "
+        f"({n_scan} matches) {full_scan_s:.2f} s; {size / args.n:.0f} bytes/run as written, "
+        f"{packed / args.n:.0f} after packing ({pack_s:.1f} s)"
+    )
     print(json.dumps(figures))
 
 

@@ -45,9 +45,22 @@ def finished_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("tasks", "workflow"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run(
-        [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(dest / "motoko.yaml"),
-         "--preset", "cu-quick"],
-        cwd=dest, capture_output=True, text=True, timeout=1500, env={**os.environ, "COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "autopot.cli",
+            "orchestrator",
+            "start",
+            "-c",
+            str(dest / "motoko.yaml"),
+            "--preset",
+            "cu-quick",
+        ],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (dest / "demo.log").write_text(proc.stdout)

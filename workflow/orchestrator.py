@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from autopot.store.schema import TaskSchema
 
 
-def populate_arg_parser(parser: argparse.ArgumentParser,
-                        schemas: Mapping[str, TaskSchema] | None = None) -> None:
+def populate_arg_parser(
+    parser: argparse.ArgumentParser, schemas: Mapping[str, TaskSchema] | None = None
+) -> None:
     """The paper's flags, plus the knobs a user of a new system needs."""
 
     def add(*names: str, **kwargs: Any) -> None:
@@ -54,21 +55,45 @@ def populate_arg_parser(parser: argparse.ArgumentParser,
         parser.add_argument(*spelled, dest=dest, **kwargs)
 
     add("--potential", help="initial MTP (.mtp); default: an untrained one of --level")
-    add("--fresh-potential", action="store_true",
-        help="once all configurations are collected, retrain from the initial potential")
+    add(
+        "--fresh-potential",
+        action="store_true",
+        help="once all configurations are collected, retrain from the initial potential",
+    )
     add("--training-set", help="initial training set (.cfg)")
-    add("--calculate-ts", action="store_true", help="compute reference data of --training-set first")
+    add(
+        "--calculate-ts", action="store_true", help="compute reference data of --training-set first"
+    )
     add("-a", "--atom-types", help="species to MTP types, e.g. Mo=0,Ta=1")
     add("--select", action="store_true", help="run the selection stage")
-    add("-g", "--grades", nargs="+", type=float, metavar="GRADE",
-        help="decreasing thresholds, e.g. 100000 10000 1000 100 10 2")
-    add("--training-candidate-set", nargs="+", metavar="CFG", help="candidate configurations (.cfg) for --select")
+    add(
+        "-g",
+        "--grades",
+        nargs="+",
+        type=float,
+        metavar="GRADE",
+        help="decreasing thresholds, e.g. 100000 10000 1000 100 10 2",
+    )
+    add(
+        "--training-candidate-set",
+        nargs="+",
+        metavar="CFG",
+        help="candidate configurations (.cfg) for --select",
+    )
     add("--md-select", action="store_true", help="run the MD selection stage")
-    add("--md-configurations", nargs="+", metavar="CFG",
-        help="MD starting configurations (.cfg); default: the training set")
-    add("--preset", choices=sorted(PRESETS), help="embedded demo inputs (default with no flags: cu)")
+    add(
+        "--md-configurations",
+        nargs="+",
+        metavar="CFG",
+        help="MD starting configurations (.cfg); default: the training set",
+    )
+    add(
+        "--preset", choices=sorted(PRESETS), help="embedded demo inputs (default with no flags: cu)"
+    )
     add("--level", type=int, help="level of the generated untrained MTP")
-    add("--calculator", help="reference: emt | eam | vasp | module:Class, or a JSON calculator spec")
+    add(
+        "--calculator", help="reference: emt | eam | vasp | module:Class, or a JSON calculator spec"
+    )
     add("--pot-fname", help="VASP INCAR or EAM potential file given to every sp_calc")
     add("--md-temperature", type=float, metavar="K", help="MD temperature in K")
     add("--md-steps", type=int, help="MD steps per md_select run")
@@ -77,21 +102,37 @@ def populate_arg_parser(parser: argparse.ArgumentParser,
     add("--gamma-max", type=float, help="stop an MD above this grade")
     add("--train-iterations", type=int, help="optimizer iterations per training")
     add("--max-iterations", type=int, help="cap on iterations per threshold / MD stage")
-    add("--mtp-backend", help="motep (default), the path of an MLIP-2 mlp binary, or a JSON backend spec")
-    add("--md-args", metavar="JSON", help="md_select md_args keys (tasks/md_select/bd.yaml), e.g. '{\"friction\": 0.01}'")
-    add("--select-args", metavar="JSON", help="md_select select_args keys (tasks/md_select/bd.yaml)")
+    add(
+        "--mtp-backend",
+        help="motep (default), the path of an MLIP-2 mlp binary, or a JSON backend spec",
+    )
+    add(
+        "--md-args",
+        metavar="JSON",
+        help="md_select md_args keys (tasks/md_select/bd.yaml), e.g. '{\"friction\": 0.01}'",
+    )
+    add(
+        "--select-args", metavar="JSON", help="md_select select_args keys (tasks/md_select/bd.yaml)"
+    )
     add("--train-args", metavar="JSON", help="train train_args keys (tasks/train/bd.yaml)")
 
 
-def check_params(params: dict[str, Any], *, workflow_dir: Path, run_name: str,
-                 schemas: Mapping[str, TaskSchema]) -> dict[str, Any]:
+def check_params(
+    params: dict[str, Any], *, workflow_dir: Path, run_name: str, schemas: Mapping[str, TaskSchema]
+) -> dict[str, Any]:
     """Every check of flags and input files, before the engine writes anything."""
-    settings = Settings.from_params(params, workflow_dir=workflow_dir, run_name=run_name, schemas=schemas)
+    settings = Settings.from_params(
+        params, workflow_dir=workflow_dir, run_name=run_name, schemas=schemas
+    )
     return {"settings": settings}
 
 
 async def main(workflow: Any, settings: Settings | None = None, **params: Any) -> dict[str, Any]:
     if settings is None:  # called directly rather than through the runner
-        settings = Settings.from_params(params, workflow_dir=Path(workflow.directory),
-                                        run_name=workflow.run_name, schemas=workflow.schemas)
+        settings = Settings.from_params(
+            params,
+            workflow_dir=Path(workflow.directory),
+            run_name=workflow.run_name,
+            schemas=workflow.schemas,
+        )
     return await run_stages(workflow, settings)

@@ -33,7 +33,9 @@ def generate(settings: Any) -> None:
     write_cfg(out / "candidates.cfg", candidates, settings.atom_types)
     write_cfg(out / "md_start.cfg", md_starts, settings.atom_types)
     pot = out / f"untrained_{settings.level:02d}.mtp"
-    generate_untrained_mtp(settings.level, species, cutoff=5.0, min_dist=2.0, radial_basis_size=8, path=pot)
+    generate_untrained_mtp(
+        settings.level, species, cutoff=5.0, min_dist=2.0, radial_basis_size=8, path=pot
+    )
     settings.training_set = out / "initial_ts.cfg"
     settings.candidate_sets = [out / "candidates.cfg"]
     settings.md_configurations = [out / "md_start.cfg"]
@@ -45,14 +47,21 @@ def _structures(sizes: dict[str, Any], rng: np.random.Generator) -> tuple[list, 
 
     if sizes["system"] == "cuau":
         bases = bulk_supercells("Cu", "fcc", a=3.80, sizes=((2, 2, 2),))
-        alloys = random_alloys(bases[0], species=("Cu", "Au"), n=sizes["n_initial"] + sizes["n_candidates"] + sizes["n_md"], rng=rng)
+        alloys = random_alloys(
+            bases[0],
+            species=("Cu", "Au"),
+            n=sizes["n_initial"] + sizes["n_candidates"] + sizes["n_md"],
+            rng=rng,
+        )
         initial = perturbed_each(alloys[: sizes["n_initial"]], rng, (0.02, 0.05))
-        pool = alloys[sizes["n_initial"]: sizes["n_initial"] + sizes["n_candidates"]]
+        pool = alloys[sizes["n_initial"] : sizes["n_initial"] + sizes["n_candidates"]]
         candidates = [strained(a, max_strain=0.02, n=1, rng=rng)[0] for a in pool]
         candidates = perturbed_each(candidates, rng, (0.02, 0.05))
-        md_starts = alloys[-sizes["n_md"]:]
+        md_starts = alloys[-sizes["n_md"] :]
         return initial, candidates, md_starts
-    base_small, base_mid, base_large = bulk_supercells("Cu", "fcc", a=3.61, sizes=((1, 1, 1), (2, 2, 2), (2, 2, 3)))
+    base_small, base_mid, base_large = bulk_supercells(
+        "Cu", "fcc", a=3.61, sizes=((1, 1, 1), (2, 2, 2), (2, 2, 3))
+    )
     initial = perturbed(base_mid, amplitude=(0.01, 0.02), n=sizes["n_initial"], rng=rng)
     candidates = []
     per_base = sizes["n_candidates"] // 3

@@ -22,22 +22,52 @@ if TYPE_CHECKING:
 #: Demo presets: sizes chosen so the default demo converges in about 5 minutes on 2 cores.
 PRESETS: dict[str, dict[str, Any]] = {
     "cu": {
-        "system": "cu", "atom_types": "Cu=0", "level": 8, "grades": [100.0, 10.0, 2.0],
-        "md_temperature": 500.0, "md_steps": 300, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 100, "max_iterations": 10,
-        "n_initial": 6, "n_candidates": 150, "n_md": 2,
+        "system": "cu",
+        "atom_types": "Cu=0",
+        "level": 8,
+        "grades": [100.0, 10.0, 2.0],
+        "md_temperature": 500.0,
+        "md_steps": 300,
+        "md_timestep": 2.0,
+        "gamma_min": 2.0,
+        "gamma_max": 10.0,
+        "train_iterations": 100,
+        "max_iterations": 10,
+        "n_initial": 6,
+        "n_candidates": 150,
+        "n_md": 2,
     },
     "cu-quick": {  # for tests and CI: the same workflow, smaller
-        "system": "cu", "atom_types": "Cu=0", "level": 6, "grades": [10.0, 2.0],
-        "md_temperature": 300.0, "md_steps": 100, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 60, "max_iterations": 8,
-        "n_initial": 4, "n_candidates": 40, "n_md": 1,
+        "system": "cu",
+        "atom_types": "Cu=0",
+        "level": 6,
+        "grades": [10.0, 2.0],
+        "md_temperature": 300.0,
+        "md_steps": 100,
+        "md_timestep": 2.0,
+        "gamma_min": 2.0,
+        "gamma_max": 10.0,
+        "train_iterations": 60,
+        "max_iterations": 8,
+        "n_initial": 4,
+        "n_candidates": 40,
+        "n_md": 1,
     },
     "cuau": {
-        "system": "cuau", "atom_types": "Cu=0,Au=1", "level": 6, "grades": [100.0, 10.0, 2.0],
-        "md_temperature": 500.0, "md_steps": 200, "md_timestep": 2.0,
-        "gamma_min": 2.0, "gamma_max": 10.0, "train_iterations": 60, "max_iterations": 10,
-        "n_initial": 8, "n_candidates": 60, "n_md": 2,
+        "system": "cuau",
+        "atom_types": "Cu=0,Au=1",
+        "level": 6,
+        "grades": [100.0, 10.0, 2.0],
+        "md_temperature": 500.0,
+        "md_steps": 200,
+        "md_timestep": 2.0,
+        "gamma_min": 2.0,
+        "gamma_max": 10.0,
+        "train_iterations": 60,
+        "max_iterations": 10,
+        "n_initial": 8,
+        "n_candidates": 60,
+        "n_md": 2,
     },
 }
 
@@ -94,13 +124,23 @@ class Settings:
     preset_sizes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], *, workflow_dir: Path, run_name: str,
-                    schemas: Mapping[str, TaskSchema]) -> Settings:
+    def from_params(
+        cls,
+        params: dict[str, Any],
+        *,
+        workflow_dir: Path,
+        run_name: str,
+        schemas: Mapping[str, TaskSchema],
+    ) -> Settings:
         """Flags → settings, every value checked; with no stage flag and no inputs, the
         ``cu`` demo preset. Reads files, writes nothing."""
-        p = {k: v for k, v in params.items() if v is not None and v is not False and v != []}  # 0 is a value
+        p = {
+            k: v for k, v in params.items() if v is not None and v is not False and v != []
+        }  # 0 is a value
         preset_name = p.get("preset")
-        if preset_name is None and not any(k in p for k in ("select", "md_select", "calculate_ts", "training_set")):
+        if preset_name is None and not any(
+            k in p for k in ("select", "md_select", "calculate_ts", "training_set")
+        ):
             preset_name = "cu"
         preset = PRESETS[preset_name] if preset_name else {}
 
@@ -110,11 +150,15 @@ class Settings:
         for name in ("level", "max_iterations"):
             value = get(name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise WorkflowError(f"expected a positive integer, got {value!r}", field=flag_name(name))
+                raise WorkflowError(
+                    f"expected a positive integer, got {value!r}", field=flag_name(name)
+                )
         inputs_dir = workflow_dir / "inputs" / run_name
         atom_types = get("atom_types")
         if not atom_types:
-            raise WorkflowError("--atom-types is required (e.g. -a Mo=0,Ta=1)", field="--atom-types")
+            raise WorkflowError(
+                "--atom-types is required (e.g. -a Mo=0,Ta=1)", field="--atom-types"
+            )
         from autopot.mtp.atom_types import parse_atom_types
 
         try:
@@ -125,7 +169,9 @@ class Settings:
         if any(b >= a for a, b in zip(grades, grades[1:], strict=False)):
             raise WorkflowError(f"must be strictly decreasing, got {grades}", field="--grades")
         if any(g <= 1.0 for g in grades):
-            raise WorkflowError(f"must all be > 1 (a grade <= 1 is interpolation), got {grades}", field="--grades")
+            raise WorkflowError(
+                f"must all be > 1 (a grade <= 1 is interpolation), got {grades}", field="--grades"
+            )
         dicts = {name: _dict_flag(p.get(name), name) for name in DICT_FLAGS if name != "calculator"}
         for flag, (_task, param, key) in FLAG_KEYS.items():
             value = get(flag)
@@ -139,9 +185,14 @@ class Settings:
             calculate_ts=bool(p.get("calculate_ts")) or bool(preset),
             select=bool(p.get("select")) or bool(preset),
             grades=grades,
-            candidate_sets=[_required_path(c, "training_candidate_set") for c in p.get("training_candidate_set", [])],
+            candidate_sets=[
+                _required_path(c, "training_candidate_set")
+                for c in p.get("training_candidate_set", [])
+            ],
             md_select=bool(p.get("md_select")) or bool(preset),
-            md_configurations=[_required_path(c, "md_configurations") for c in p.get("md_configurations", [])],
+            md_configurations=[
+                _required_path(c, "md_configurations") for c in p.get("md_configurations", [])
+            ],
             fresh_potential=bool(p.get("fresh_potential")),
             level=int(get("level")),
             calculator=_check_dict(schemas, "calculator", _calculator(get("calculator"))),
@@ -161,8 +212,11 @@ class Settings:
     def check(self) -> None:
         """Input checks that need files: run before anything is written."""
         if not self.select_args["gamma_min"] < self.select_args["gamma_max"]:
-            raise WorkflowError(f"gamma_min ({self.select_args['gamma_min']:g}) must be below gamma_max "
-                                f"({self.select_args['gamma_max']:g})", field="--gamma-min")
+            raise WorkflowError(
+                f"gamma_min ({self.select_args['gamma_min']:g}) must be below gamma_max "
+                f"({self.select_args['gamma_max']:g})",
+                field="--gamma-min",
+            )
         from autopot.mtp.backend import backend_from_spec
 
         try:
@@ -174,20 +228,32 @@ class Settings:
         if self.select and not self.grades:
             raise WorkflowError("--select needs --grades", field="--grades")
         if self.select and not self.candidate_sets:
-            raise WorkflowError("--select needs --training-candidate-set", field="--training-candidate-set")
+            raise WorkflowError(
+                "--select needs --training-candidate-set", field="--training-candidate-set"
+            )
         if self.training_set is None:
-            raise WorkflowError("--training-set is required (the active set is built on it)", field="--training-set")
-        if self.calculator.get("calculator") == "vasp" and not (self.pot_fname or self.calculator.get("incar")):
+            raise WorkflowError(
+                "--training-set is required (the active set is built on it)", field="--training-set"
+            )
+        if self.calculator.get("calculator") == "vasp" and not (
+            self.pot_fname or self.calculator.get("incar")
+        ):
             raise WorkflowError("VASP needs its INCAR as --pot-fname", field="--pot-fname")
         self.check_calculator()
         from autopot.mtp.cfg import read_cfg
 
-        named = [(self.training_set, "--training-set"),
-                 *[(c, "--training-candidate-set") for c in self.candidate_sets],
-                 *[(c, "--md-configurations") for c in self.md_configurations]]
+        named = [
+            (self.training_set, "--training-set"),
+            *[(c, "--training-candidate-set") for c in self.candidate_sets],
+            *[(c, "--md-configurations") for c in self.md_configurations],
+        ]
         for path, flag in named:
-            if not read_cfg(path, self.atom_types):  # parse errors and unmapped species name the file
-                raise WorkflowError("no configurations in this file (empty?)", file=path, field=flag)
+            if not read_cfg(
+                path, self.atom_types
+            ):  # parse errors and unmapped species name the file
+                raise WorkflowError(
+                    "no configurations in this file (empty?)", file=path, field=flag
+                )
         if self.potential is not None:
             from autopot.mtp.mtpfile import read_mtp
 
@@ -217,11 +283,15 @@ def _dict_flag(value: Any, name: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise WorkflowError(f"not valid JSON: {exc.msg}", field=flag_name(name)) from None
     if not isinstance(data, dict):
-        raise WorkflowError(f"expected a JSON object, got {type(data).__name__}", field=flag_name(name))
+        raise WorkflowError(
+            f"expected a JSON object, got {type(data).__name__}", field=flag_name(name)
+        )
     return data
 
 
-def _check_dict(schemas: Mapping[str, TaskSchema], name: str, value: dict[str, Any]) -> dict[str, Any]:
+def _check_dict(
+    schemas: Mapping[str, TaskSchema], name: str, value: dict[str, Any]
+) -> dict[str, Any]:
     """``value`` checked against the task parameter the flag feeds (defaults filled)."""
     task, param = DICT_FLAGS[name]
     schema = schemas.get(task)
@@ -231,8 +301,11 @@ def _check_dict(schemas: Mapping[str, TaskSchema], name: str, value: dict[str, A
     try:
         return space[param].check(value, where=schema.source, section=task)
     except AutopotError as exc:
-        flags = [flag_name(f) for f, (_t, pa, key) in FLAG_KEYS.items()
-                 if exc.field == f"{task}.{pa}.{key}"]
+        flags = [
+            flag_name(f)
+            for f, (_t, pa, key) in FLAG_KEYS.items()
+            if exc.field == f"{task}.{pa}.{key}"
+        ]
         via = flags[0] if flags else flag_name(name)
         raise WorkflowError(exc.message, field=f"{via} ({exc.field})") from None
 
@@ -249,10 +322,15 @@ def _path(value: Any, field_name: str) -> Path | None:
         return None
     path = Path(value).expanduser().resolve()
     if not path.is_file():
-        raise WorkflowError("file not found" if not path.exists() else "not a file",
-                            file=path, field=flag_name(field_name))
+        raise WorkflowError(
+            "file not found" if not path.exists() else "not a file",
+            file=path,
+            field=flag_name(field_name),
+        )
     if not os.access(path, os.R_OK):
-        raise WorkflowError("not readable (permission denied)", file=path, field=flag_name(field_name))
+        raise WorkflowError(
+            "not readable (permission denied)", file=path, field=flag_name(field_name)
+        )
     if path.stat().st_size == 0 or not path.read_bytes().strip():
         raise WorkflowError("empty file", file=path, field=flag_name(field_name))
     return path
@@ -268,7 +346,9 @@ def _calculator(value: Any) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise WorkflowError(f"not valid JSON: {exc.msg}", field="--calculator") from None
         if not isinstance(spec, dict) or "calculator" not in spec:
-            raise WorkflowError("a JSON calculator spec needs a 'calculator' key", field="--calculator")
+            raise WorkflowError(
+                "a JSON calculator spec needs a 'calculator' key", field="--calculator"
+            )
         return spec
     return {"calculator": text}
 

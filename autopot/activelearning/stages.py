@@ -53,27 +53,42 @@ async def reference_calculations(workflow: Any, s: Any, files: list[Path]) -> Ru
     if not files:
         return RunList([], workflow)
     runs = workflow.sp_calc.create_tasks(
-        cfg_fname=[str(f) for f in files], pot_fname=s.pot_fname,
+        cfg_fname=[str(f) for f in files],
+        pot_fname=s.pot_fname,
         run_params={"calculator": s.calculator, "atom_types": s.atom_types},
     )
     await runs.settled()
     if runs.failed:
-        workflow.log(f"{len(runs.failed)} of {len(runs)} sp_calc runs failed: "
-                     + "; ".join(f"{r.label}: {r.cause}" for r in runs.failed[:3]))
+        workflow.log(
+            f"{len(runs.failed)} of {len(runs)} sp_calc runs failed: "
+            + "; ".join(f"{r.label}: {r.cause}" for r in runs.failed[:3])
+        )
     if not runs.finished:
-        raise WorkflowError(f"every sp_calc of this step failed (first: {runs[0].label}: {runs[0].cause})",
-                            field="sp_calc")
+        raise WorkflowError(
+            f"every sp_calc of this step failed (first: {runs[0].label}: {runs[0].cause})",
+            field="sp_calc",
+        )
     return RunList(runs.finished, workflow)
 
 
-async def train(workflow: Any, s: Any, progress: Progress, sp_runs: list[RunView], context: dict[str, Any],
-                *, fresh: bool = False) -> RunView:
+async def train(
+    workflow: Any,
+    s: Any,
+    progress: Progress,
+    sp_runs: list[RunView],
+    context: dict[str, Any],
+    *,
+    fresh: bool = False,
+) -> RunView:
     """Add ``sp_runs``' results to the training set and fit; the new potential becomes current."""
     start = progress.initial_potential if fresh else progress.potential
     (run,) = await workflow.train.create_tasks(
-        pot_fname=str(start), ts_fname=str(progress.training_set),
-        sp_calc_ids=sorted(r.id for r in sp_runs), atom_types=s.atom_types,
-        train_args=s.train_args, context=context,
+        pot_fname=str(start),
+        ts_fname=str(progress.training_set),
+        sp_calc_ids=sorted(r.id for r in sp_runs),
+        atom_types=s.atom_types,
+        train_args=s.train_args,
+        context=context,
         run_params={"mtp_backend": s.mtp_backend},
     )
     progress.potential = run.path(POTENTIAL)
@@ -91,13 +106,19 @@ async def train(workflow: Any, s: Any, progress: Progress, sp_runs: list[RunView
         "time": time.time(),
     }
     progress.iterations.append(entry)
-    workflow.update_summary(iterations=progress.iterations, potential=str(progress.potential),
-                            training_set=str(progress.training_set), reference_calls=progress.reference_calls)
+    workflow.update_summary(
+        iterations=progress.iterations,
+        potential=str(progress.potential),
+        training_set=str(progress.training_set),
+        reference_calls=progress.reference_calls,
+    )
     rmse = q.get("energy_rmse_per_atom")
-    workflow.log(f"{run.label}: {context['stage']} iteration {context.get('iteration', 0)}"
-                 + (f" (threshold {context['threshold']:g})" if "threshold" in context else "")
-                 + f": +{len(sp_runs)} configurations, training set {q.get('ts_size')}"
-                 + (f", energy RMSE {rmse * 1000:.2f} meV/atom" if rmse is not None else ""))
+    workflow.log(
+        f"{run.label}: {context['stage']} iteration {context.get('iteration', 0)}"
+        + (f" (threshold {context['threshold']:g})" if "threshold" in context else "")
+        + f": +{len(sp_runs)} configurations, training set {q.get('ts_size')}"
+        + (f", energy RMSE {rmse * 1000:.2f} meV/atom" if rmse is not None else "")
+    )
     return run
 
 
@@ -121,22 +142,39 @@ async def select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> list[
     for threshold in s.grades:
         for iteration in range(1, s.max_iterations + 1):
             (sel,) = await workflow.select.create_tasks(
-                grade=threshold, training_candidate_sets=[str(c) for c in s.candidate_sets],
-                pot_fname=str(progress.potential), ts_fname=str(progress.training_set), atom_types=s.atom_types,
+                grade=threshold,
+                training_candidate_sets=[str(c) for c in s.candidate_sets],
+                pot_fname=str(progress.potential),
+                ts_fname=str(progress.training_set),
+                atom_types=s.atom_types,
                 run_params={"mtp_backend": s.mtp_backend},
             )
             q = sel.quantities
-            workflow.log(f"{sel.label}: threshold {threshold:g}: {q['n_above']} of {q['n_candidates']} candidates "
-                         f"above, {q['n_selected']} selected (max grade {q['max_grade']:.3g})")
+            workflow.log(
+                f"{sel.label}: threshold {threshold:g}: {q['n_above']} of {q['n_candidates']} candidates "
+                f"above, {q['n_selected']} selected (max grade {q['max_grade']:.3g})"
+            )
             if not q["n_selected"]:
                 break
             files = split_cfg(sel.path(SELECTED), s.inputs_dir / sel.label, s.atom_types)
             sp_runs = await reference_calculations(workflow, s, files)
-            await train(workflow, s, progress, list(sp_runs),
-                        {"stage": "select", "iteration": iteration, "threshold": threshold, "select": sel.label})
+            await train(
+                workflow,
+                s,
+                progress,
+                list(sp_runs),
+                {
+                    "stage": "select",
+                    "iteration": iteration,
+                    "threshold": threshold,
+                    "select": sel.label,
+                },
+            )
         else:
             capped.append(threshold)
-            workflow.log(f"select: threshold {threshold:g} still selects after {s.max_iterations} iterations")
+            workflow.log(
+                f"select: threshold {threshold:g} still selects after {s.max_iterations} iterations"
+            )
     return capped
 
 
@@ -152,9 +190,12 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
         md_runs = RunList([], workflow)
         for k, start in enumerate(starts):  # a distinct, reproducible seed per trajectory
             md_runs += workflow.md_select.create_tasks(
-                cfg_fname=str(start), pot_fname=str(progress.potential),
-                ts_fname=str(progress.training_set), atom_types=s.atom_types,
-                md_args={**s.md_args, "seed": 1000 * iteration + k}, select_args=s.select_args,
+                cfg_fname=str(start),
+                pot_fname=str(progress.potential),
+                ts_fname=str(progress.training_set),
+                atom_types=s.atom_types,
+                md_args={**s.md_args, "seed": 1000 * iteration + k},
+                select_args=s.select_args,
                 run_params={"mtp_backend": s.mtp_backend},
             )
         sp_runs = RunList([], workflow)
@@ -165,17 +206,22 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
                 continue
             q = md.quantities
             collected += q["n_collected"]
-            workflow.log(f"{md.label}: {q['md_steps_done']} MD steps, {q['n_collected']} above gamma_min, "
-                         f"{q['n_selected']} selected{' (stopped at gamma_max)' if q['aborted'] else ''}")
+            workflow.log(
+                f"{md.label}: {q['md_steps_done']} MD steps, {q['n_collected']} above gamma_min, "
+                f"{q['n_selected']} selected{' (stopped at gamma_max)' if q['aborted'] else ''}"
+            )
             if q["n_selected"]:
                 files = split_cfg(md.path(SELECTED), s.inputs_dir / md.label, s.atom_types)
                 sp_runs += workflow.sp_calc.create_tasks(
-                    cfg_fname=[str(f) for f in files], pot_fname=s.pot_fname,
+                    cfg_fname=[str(f) for f in files],
+                    pot_fname=s.pot_fname,
                     run_params={"calculator": s.calculator, "atom_types": s.atom_types},
                 )
         if md_runs.failed and len(md_runs.failed) == len(md_runs):
-            raise WorkflowError(f"every md_select run failed (first: {md_runs[0].label}: {md_runs[0].cause})",
-                                field="md_select")
+            raise WorkflowError(
+                f"every md_select run failed (first: {md_runs[0].label}: {md_runs[0].cause})",
+                field="md_select",
+            )
         if collected == 0:
             workflow.log(f"md_select iteration {iteration}: nothing above gamma_min: converged")
             return True
@@ -183,8 +229,13 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
         finished = sp_runs.finished
         if not finished:
             raise WorkflowError("every sp_calc of this MD iteration failed", field="sp_calc")
-        await train(workflow, s, progress, finished, {"stage": "md_select", "iteration": iteration,
-                                                      "md_select": md_runs.labels})
+        await train(
+            workflow,
+            s,
+            progress,
+            finished,
+            {"stage": "md_select", "iteration": iteration, "md_select": md_runs.labels},
+        )
     workflow.log(f"md_select: not converged after {s.max_iterations} iterations")
     return False
 
@@ -203,11 +254,22 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
         s.potential = s.inputs_dir / f"untrained_{s.level:02d}.mtp"
         s.inputs_dir.mkdir(parents=True, exist_ok=True)
         generate_untrained_mtp(s.level, len(s.atom_types.split(",")), path=s.potential)
-    progress = Progress(potential=s.potential, training_set=s.training_set or s.potential,
-                        initial_potential=s.potential)
-    workflow.update_summary(settings={"atom_types": s.atom_types, "grades": s.grades, "preset": s.preset,
-                                      "calculator": s.calculator, "md_args": s.md_args,
-                                      "select_args": s.select_args, "train_args": s.train_args})
+    progress = Progress(
+        potential=s.potential,
+        training_set=s.training_set or s.potential,
+        initial_potential=s.potential,
+    )
+    workflow.update_summary(
+        settings={
+            "atom_types": s.atom_types,
+            "grades": s.grades,
+            "preset": s.preset,
+            "calculator": s.calculator,
+            "md_args": s.md_args,
+            "select_args": s.select_args,
+            "train_args": s.train_args,
+        }
+    )
     if s.calculate_ts:
         await calculate_ts(workflow, s, progress)
     elif s.training_set is not None:
@@ -220,10 +282,18 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
     if s.select:
         capped = await select_and_calc_ts(workflow, s, progress)
         converged = not capped
-        why = f"selection still finds configurations above {capped} after --max-iterations" if capped else ""
+        why = (
+            f"selection still finds configurations above {capped} after --max-iterations"
+            if capped
+            else ""
+        )
     if s.md_select:  # the MD stage is the final word: nothing uncertain left along MD
         converged = await md_select_and_calc_ts(workflow, s, progress)
-        why = "" if converged else f"MD still finds configurations above gamma_min after {s.max_iterations} iterations"
+        why = (
+            ""
+            if converged
+            else f"MD still finds configurations above gamma_min after {s.max_iterations} iterations"
+        )
     if s.fresh_potential and progress.iterations:
         await train(workflow, s, progress, [], {"stage": "fresh", "iteration": 0}, fresh=True)
     summary = {
@@ -242,20 +312,31 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
 
 def print_summary(summary: dict[str, Any]) -> None:
     """The summary on stdout (the command's result) and in the workflow's log file."""
-    lines = ["", "AutoPot summary",
-             f"  {'train run':<11} {'stage':<13} {'iter':>4} {'threshold':>9} {'added':>5} {'ts size':>7} "
-             f"{'E RMSE meV/at':>13} {'F RMSE meV/A':>12}"]
+    lines = [
+        "",
+        "AutoPot summary",
+        f"  {'train run':<11} {'stage':<13} {'iter':>4} {'threshold':>9} {'added':>5} {'ts size':>7} "
+        f"{'E RMSE meV/at':>13} {'F RMSE meV/A':>12}",
+    ]
     for it in summary["iterations"]:
         e = it["errors"].get("energy_rmse_per_atom")
         f = it["errors"].get("forces_rmse")
-        lines.append(f"  {it['train']:<11} {it['stage']:<13} {it.get('iteration', 0):>4} "
-                     f"{it.get('threshold', ''):>9} {it['n_added']:>5} {it['ts_size'] or 0:>7} "
-                     f"{'' if e is None else f'{e * 1000:.2f}':>13} {'' if f is None else f'{f * 1000:.1f}':>12}")
-    state = {True: "converged", False: f"NOT converged ({summary.get('why')})",
-             None: "no convergence criterion (no MD stage)"}[summary["converged"]]
-    lines += [f"  {state}; {summary['reference_calls']} reference calculations; {summary['wall_s']} s",
-              f"  potential:    {summary['potential']}",
-              f"  training set: {summary['training_set']}", ""]
+        lines.append(
+            f"  {it['train']:<11} {it['stage']:<13} {it.get('iteration', 0):>4} "
+            f"{it.get('threshold', ''):>9} {it['n_added']:>5} {it['ts_size'] or 0:>7} "
+            f"{'' if e is None else f'{e * 1000:.2f}':>13} {'' if f is None else f'{f * 1000:.1f}':>12}"
+        )
+    state = {
+        True: "converged",
+        False: f"NOT converged ({summary.get('why')})",
+        None: "no convergence criterion (no MD stage)",
+    }[summary["converged"]]
+    lines += [
+        f"  {state}; {summary['reference_calls']} reference calculations; {summary['wall_s']} s",
+        f"  potential:    {summary['potential']}",
+        f"  training set: {summary['training_set']}",
+        "",
+    ]
     text = "\n".join(lines)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

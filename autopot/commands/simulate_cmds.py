@@ -34,7 +34,9 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
         try:
             out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise AutopotError(f"not a value: {raw!r} ({exc.__class__.__name__})", field=key.strip()) from None
+            raise AutopotError(
+                f"not a value: {raw!r} ({exc.__class__.__name__})", field=key.strip()
+            ) from None
     return out
 
 
@@ -82,19 +84,51 @@ def models() -> None:
 
 @simulate.command()
 @click.option("-s", "--structure", required=True, help="structure file (any format ASE reads)")
-@click.option("-c", "--calculator", "calculators", multiple=True, required=True,
-              help="calculator to compare (repeat); the first is the reference")
-@click.option("--tasks", "simulations", default="eos,elasticity,sfe", show_default=True,
-              help="comma-separated: eos, elasticity, sfe, vacancy")
-@click.option("-p", "--param", "params", multiple=True, metavar="TASK.KEY=VALUE",
-              help="parameter of one simulation (repeat), e.g. -p eos.n_points=7")
+@click.option(
+    "-c",
+    "--calculator",
+    "calculators",
+    multiple=True,
+    required=True,
+    help="calculator to compare (repeat); the first is the reference",
+)
+@click.option(
+    "--tasks",
+    "simulations",
+    default="eos,elasticity,sfe",
+    show_default=True,
+    help="comma-separated: eos, elasticity, sfe, vacancy",
+)
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="TASK.KEY=VALUE",
+    help="parameter of one simulation (repeat), e.g. -p eos.n_points=7",
+)
 @click.option("--refresh", is_flag=True, help="run again even if recorded")
 @click.option("--executor", default="local", show_default=True)
-@click.option("-W", "--workflow-dir", "workflow_dir", default=None,
-              help="workflow directory to record in (default: ./autopot-simulate)")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def compare(structure: str, calculators: tuple[str, ...], simulations: str, params: tuple[str, ...],
-            refresh: bool, executor: str, workflow_dir: str | None, fmt: str) -> None:
+@click.option(
+    "-W",
+    "--workflow-dir",
+    "workflow_dir",
+    default=None,
+    help="workflow directory to record in (default: ./autopot-simulate)",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def compare(
+    structure: str,
+    calculators: tuple[str, ...],
+    simulations: str,
+    params: tuple[str, ...],
+    refresh: bool,
+    executor: str,
+    workflow_dir: str | None,
+    fmt: str,
+) -> None:
     """Key figures of several calculators side by side (the first is the reference).
 
     Recorded and cached like every simulation: the reference's runs are recalled, so
@@ -108,8 +142,15 @@ def compare(structure: str, calculators: tuple[str, ...], simulations: str, para
         if not sep:
             raise AutopotError("expected TASK.KEY=VALUE, e.g. eos.n_points=7", field=key)
         per_task.setdefault(task, {})[name] = value
-    table = run(structure, list(calculators), tuple(t.strip() for t in simulations.split(",") if t.strip()),
-                params=per_task, workflow=workflow_dir, refresh=refresh, executor=executor)
+    table = run(
+        structure,
+        list(calculators),
+        tuple(t.strip() for t in simulations.split(",") if t.strip()),
+        params=per_task,
+        workflow=workflow_dir,
+        refresh=refresh,
+        executor=executor,
+    )
     if fmt == "json":
         click.echo(json.dumps(table))
         return
@@ -130,22 +171,58 @@ def compare(structure: str, calculators: tuple[str, ...], simulations: str, para
 
 
 def _task_command(task: str) -> click.Command:
-    @simulate.command(name=task, help=_DOCS[task], context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("-s", "--structure", default=None, help="structure file (any format ASE reads); NEB: the initial state")
+    @simulate.command(
+        name=task, help=_DOCS[task], context_settings={"help_option_names": ["-h", "--help"]}
+    )
+    @click.option(
+        "-s",
+        "--structure",
+        default=None,
+        help="structure file (any format ASE reads); NEB: the initial state",
+    )
     @click.option("--final", default=None, help="neb_from_endpoints: the final state")
     @click.option("--images", multiple=True, help="neb: the path's images in order (repeat)")
-    @click.option("-c", "--calculator", default="emt", show_default=True,
-                  help="emt, eam, vasp, module:Class, a models.yaml name, TASK.N train run, a .mtp file, or JSON")
+    @click.option(
+        "-c",
+        "--calculator",
+        default="emt",
+        show_default=True,
+        help="emt, eam, vasp, module:Class, a models.yaml name, TASK.N train run, a .mtp file, or JSON",
+    )
     @click.option("--atom-types", default=None, help="atom types of a .mtp calculator, e.g. Cu=0")
-    @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-                  help="simulation parameter (repeat), e.g. -p n_points=9 -p temperature_K=[300,600]")
+    @click.option(
+        "-p",
+        "--param",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="simulation parameter (repeat), e.g. -p n_points=9 -p temperature_K=[300,600]",
+    )
     @click.option("--refresh", is_flag=True, help="run again even if this job is recorded")
-    @click.option("--executor", default="local", show_default=True, help="local, slurm or module:Class")
-    @click.option("--slurm-option", "slurm_opts", multiple=True, metavar="KEY=VALUE",
-                  help="SLURM option of the task runs (repeat), e.g. --slurm-option partition=short")
-    @click.option("-W", "--workflow-dir", "workflow_dir", default=None,
-                  help="workflow directory to record in (default: ./autopot-simulate, $AUTOPOT_SIMULATE_DIR)")
-    @click.option("--format", "fmt", type=click.Choice(["summary", "json"]), default="summary", show_default=True)
+    @click.option(
+        "--executor", default="local", show_default=True, help="local, slurm or module:Class"
+    )
+    @click.option(
+        "--slurm-option",
+        "slurm_opts",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="SLURM option of the task runs (repeat), e.g. --slurm-option partition=short",
+    )
+    @click.option(
+        "-W",
+        "--workflow-dir",
+        "workflow_dir",
+        default=None,
+        help="workflow directory to record in (default: ./autopot-simulate, $AUTOPOT_SIMULATE_DIR)",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["summary", "json"]),
+        default="summary",
+        show_default=True,
+    )
     @click.option("-v", "--verbose", is_flag=True, help="log the orchestration")
     def command(**kwargs: Any) -> None:
         _run(task, **kwargs)
@@ -153,10 +230,21 @@ def _task_command(task: str) -> click.Command:
     return command
 
 
-def _run(task: str, structure: str | None, final: str | None, images: tuple[str, ...],
-         calculator: str, atom_types: str | None, params: tuple[str, ...], refresh: bool,
-         executor: str, slurm_opts: tuple[str, ...], workflow_dir: str | None, fmt: str,
-         verbose: bool) -> None:
+def _run(
+    task: str,
+    structure: str | None,
+    final: str | None,
+    images: tuple[str, ...],
+    calculator: str,
+    atom_types: str | None,
+    params: tuple[str, ...],
+    refresh: bool,
+    executor: str,
+    slurm_opts: tuple[str, ...],
+    workflow_dir: str | None,
+    fmt: str,
+    verbose: bool,
+) -> None:
     """Run (or recall) the simulation TASK on one structure, recorded in a workflow's store."""
     import logging
 
@@ -180,8 +268,16 @@ def _run(task: str, structure: str | None, final: str | None, images: tuple[str,
 
         spec = {**resolve_spec(calculator), "atom_types": atom_types}
     slurm = _parse_params(slurm_opts) or None
-    result = run(task, structures, spec, workflow=workflow_dir, refresh=refresh,
-                 executor=executor, slurm_options=slurm, **_parse_params(params))
+    result = run(
+        task,
+        structures,
+        spec,
+        workflow=workflow_dir,
+        refresh=refresh,
+        executor=executor,
+        slurm_options=slurm,
+        **_parse_params(params),
+    )
     origin = "recorded" if result.cached else "computed"
     click.echo(f"{result.run} ({origin}) in {result.workflow_dir}", err=True)
     if fmt == "json":

@@ -17,8 +17,13 @@ from autopot.errors import StoreError
 if TYPE_CHECKING:
     from autopot.store.workflow_records import WorkflowRecords
 
-_WF = click.option("-W", "--workflow-dir", "workflow_dir", default=None,
-                   help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)")
+_WF = click.option(
+    "-W",
+    "--workflow-dir",
+    "workflow_dir",
+    default=None,
+    help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)",
+)
 
 
 def _open(workflow_dir: str | None) -> WorkflowRecords:
@@ -59,16 +64,36 @@ DEFAULT_COLUMNS = ["id", "state", "started", "duration_s", "exit_code", "cause"]
 
 @click.command()
 @click.argument("task")
-@click.option("--where", "-w", multiple=True, help='constraints, e.g. "state = FINISHED, grade > 10"')
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
-              help="table: fits the terminal (80 columns when piped); json/csv: every field, full precision")
+@click.option(
+    "--where", "-w", multiple=True, help='constraints, e.g. "state = FINISHED, grade > 10"'
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: fits the terminal (80 columns when piped); json/csv: every field, full precision",
+)
 @click.option("--limit", type=int, default=None, help="at most this many runs")
-@click.option("--columns", default=None,
-              help="comma-separated columns (id, state, job.X, run.X, q.X, started, duration_s, ...)")
-@click.option("--width", type=int, default=None, help="table width (default: the terminal's, 80 when piped)")
+@click.option(
+    "--columns",
+    default=None,
+    help="comma-separated columns (id, state, job.X, run.X, q.X, started, duration_s, ...)",
+)
+@click.option(
+    "--width", type=int, default=None, help="table width (default: the terminal's, 80 when piped)"
+)
 @_WF
-def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns: str | None,
-         width: int | None, workflow_dir: str | None) -> None:
+def runs(
+    task: str,
+    where: tuple[str, ...],
+    fmt: str,
+    limit: int | None,
+    columns: str | None,
+    width: int | None,
+    workflow_dir: str | None,
+) -> None:
     """List the runs of TASK matching constraints (during or after a workflow)."""
     import shutil
 
@@ -80,9 +105,16 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
         known = {k for r in rows for k in r} | set(DEFAULT_COLUMNS)
         unknown = [c for c in cols if c not in known]
         if rows and unknown:
-            raise StoreError(f"unknown column {unknown[0]!r}; known: {', '.join(sorted(known))}", field="--columns")
+            raise StoreError(
+                f"unknown column {unknown[0]!r}; known: {', '.join(sorted(known))}",
+                field="--columns",
+            )
     if fmt == "json":
-        click.echo(json.dumps([{k: r.get(k) for k in cols} if cols else r for r in rows], default=str, indent=1))
+        click.echo(
+            json.dumps(
+                [{k: r.get(k) for k in cols} if cols else r for r in rows], default=str, indent=1
+            )
+        )
         return
     if fmt == "csv":
         fields = cols or list(dict.fromkeys(k for r in rows for k in r))
@@ -90,25 +122,46 @@ def runs(task: str, where: tuple[str, ...], fmt: str, limit: int | None, columns
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: json.dumps(r.get(k)) if isinstance(r.get(k), (list, dict)) else r.get(k)
-                             for k in fields})
+            writer.writerow(
+                {
+                    k: json.dumps(r.get(k)) if isinstance(r.get(k), (list, dict)) else r.get(k)
+                    for k in fields
+                }
+            )
         click.echo(buf.getvalue(), nl=False)
         return
     from autopot.commands.table import render
 
     if cols is None:  # the run's own scalars first: they are what a user came for
-        scalars = sorted({k for r in rows for k, v in r.items()
-                          if k.startswith("q.") and isinstance(v, (int, float)) and not isinstance(v, bool)})
+        scalars = sorted(
+            {
+                k
+                for r in rows
+                for k, v in r.items()
+                if k.startswith("q.") and isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+        )
         params = sorted({k for r in rows for k in r if k.startswith("job.")})
         cols = DEFAULT_COLUMNS + scalars + params
     width = width or shutil.get_terminal_size((80, 24)).columns
-    text, left_out = render(rows, cols, width=width, workflow_dir=directory,
-                            keep_empty=columns is not None, title=f"{task}: {len(rows)} runs")
+    text, left_out = render(
+        rows,
+        cols,
+        width=width,
+        workflow_dir=directory,
+        keep_empty=columns is not None,
+        title=f"{task}: {len(rows)} runs",
+    )
     click.echo(text)
     if left_out:
-        click.echo(click.wrap_text(f"(+{len(left_out)} columns not shown: {', '.join(left_out[:4])}"
-                                   f"{', ...' if len(left_out) > 4 else ''}; pick with --columns, "
-                                   "or --format json|csv for all)", width))
+        click.echo(
+            click.wrap_text(
+                f"(+{len(left_out)} columns not shown: {', '.join(left_out[:4])}"
+                f"{', ...' if len(left_out) > 4 else ''}; pick with --columns, "
+                "or --format json|csv for all)",
+                width,
+            )
+        )
 
 
 @click.command()
@@ -122,26 +175,39 @@ def show(label: str, lines: int, workflow_dir: str | None) -> None:
     with _open(workflow_dir) as records:
         directory = records.directory
         run = records.run(label)
-        out = [f"{run.label}  {run.state}  (workflow run {run.run_name!r}, job {run.job.id}, attempts {run.attempts})"]
+        out = [
+            f"{run.label}  {run.state}  (workflow run {run.run_name!r}, job {run.job.id}, attempts {run.attempts})"
+        ]
         if run.cause:
             out.append(f"cause: {run.cause}")
-        out.append(f"executor: {run.executor} {run.executor_id}  host: {run.host}  exit code: {run.exit_code}")
+        out.append(
+            f"executor: {run.executor} {run.executor_id}  host: {run.host}  exit code: {run.exit_code}"
+        )
         out.append(f"directory: {directory / run.directory if run.directory else '-'}")
         out.append("job parameters:")
         out += [f"  {k} = {json.dumps(v, default=str)}" for k, v in run.job.params.items()]
         out.append("run parameters:")
         out += [f"  {k} = {json.dumps(v, default=str)}" for k, v in run.params.items()]
         out.append("history:")
-        out += [f"  {time.strftime('%H:%M:%S', time.localtime(t))} {s}" + (f"  {c}" if c else "") for t, s, c in run.history]
+        out += [
+            f"  {time.strftime('%H:%M:%S', time.localtime(t))} {s}" + (f"  {c}" if c else "")
+            for t, s, c in run.history
+        ]
         if run.started and run.ended:
             out.append(f"duration: {run.ended - run.started:.2f} s")
         out.append("quantities:")
         out += [f"  {k} = {_plain(v, True)}" for k, v in run.quantities.items()]
         out.append(f"files ({len(run.manifest)}):")
-        out += [f"  {sha[:12]}  {size:>10}  {name}" for name, (sha, size) in sorted(run.manifest.items())]
+        out += [
+            f"  {sha[:12]}  {size:>10}  {name}"
+            for name, (sha, size) in sorted(run.manifest.items())
+        ]
         prov = run.provenance.data if run.provenance is not None else {}
-        out.append("provenance: " + ", ".join(f"{k} {v}" for k, v in prov.items())
-                   + f", template {run.job.source_hash[:12]}")
+        out.append(
+            "provenance: "
+            + ", ".join(f"{k} {v}" for k, v in prov.items())
+            + f", template {run.job.source_hash[:12]}"
+        )
         run_dir = directory / run.directory if run.directory else None
     click.echo("\n".join(out))
     if run_dir is not None:
@@ -158,12 +224,26 @@ def db() -> None:
 
 @db.command()
 @_WF
-@click.option("--tcp", default=None, help="serve on HOST:PORT instead of the Unix socket (needs TLS off loopback)")
+@click.option(
+    "--tcp",
+    default=None,
+    help="serve on HOST:PORT instead of the Unix socket (needs TLS off loopback)",
+)
 @click.option("--tls-cert", type=click.Path(path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(path_type=Path), default=None)
-@click.option("--tls-ca", type=click.Path(path_type=Path), default=None, help="CA that signs client certificates")
-def serve(workflow_dir: str | None, tcp: str | None, tls_cert: Path | None, tls_key: Path | None,
-          tls_ca: Path | None) -> None:
+@click.option(
+    "--tls-ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CA that signs client certificates",
+)
+def serve(
+    workflow_dir: str | None,
+    tcp: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
+) -> None:
     """Serve the database in the foreground until interrupted (Unix socket by default)."""
     import os
     import signal
@@ -179,17 +259,26 @@ def serve(workflow_dir: str | None, tcp: str | None, tls_cert: Path | None, tls_
     directory = resolve_workflow_dir(workflow_dir)
     # Handlers first: a signal that arrives while the server starts still stops it.
     received: list[int] = []
-    handlers = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    handlers = {
+        sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         handle = start_server(directory, address=tcp, tls=tls)
     except BaseException:
         for sig, old in handlers.items():
             signal.signal(sig, old)
         raise
-    where = handle.address if isinstance(handle.address, str) else f"{handle.address[0]}:{handle.address[1]}"
-    click.echo(f"serving {directory / 'db' / 'autopot.fs'} on {where}"
-               f"{' with mutual TLS' if tls else ''} (pid {handle.pid}); Ctrl-C stops", err=True)
+    where = (
+        handle.address
+        if isinstance(handle.address, str)
+        else f"{handle.address[0]}:{handle.address[1]}"
+    )
+    click.echo(
+        f"serving {directory / 'db' / 'autopot.fs'} on {where}"
+        f"{' with mutual TLS' if tls else ''} (pid {handle.pid}); Ctrl-C stops",
+        err=True,
+    )
     # Foreground: the server is our child; SIGINT/SIGTERM/SIGHUP stop it cleanly, and if it
     # is stopped from elsewhere (`autopot db stop`) we exit with it.
     exit_status: int | None = None
@@ -238,9 +327,13 @@ def status(workflow_dir: str | None) -> None:
     directory = resolve_workflow_dir(workflow_dir)
     paths = WorkflowPaths(directory)
     pid = server_pid(directory)
-    click.echo(f"database: {paths.db_file} ({paths.db_file.stat().st_size if paths.db_file.exists() else 0} bytes)")
-    click.echo(f"server: {'pid ' + str(pid) if pid else 'not running'}"
-               + (f", socket {paths.socket}" if socket_alive(paths.socket) else ""))
+    click.echo(
+        f"database: {paths.db_file} ({paths.db_file.stat().st_size if paths.db_file.exists() else 0} bytes)"
+    )
+    click.echo(
+        f"server: {'pid ' + str(pid) if pid else 'not running'}"
+        + (f", socket {paths.socket}" if socket_alive(paths.socket) else "")
+    )
     if paths.db_file.exists():
         with _open(str(directory)) as records:
             for name in records.task_names():

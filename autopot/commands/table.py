@@ -59,9 +59,15 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, width: int = 80,
-           workflow_dir: Path | None = None, keep_empty: bool = False,
-           title: str = "") -> tuple[str, list[str]]:
+def render(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    width: int = 80,
+    workflow_dir: Path | None = None,
+    keep_empty: bool = False,
+    title: str = "",
+) -> tuple[str, list[str]]:
     """(the table's text, the columns left out for lack of width)."""
     cells = [[_cut(short(r.get(c), workflow_dir), MAX_CELL) for c in columns] for r in rows]
     cols = list(columns)

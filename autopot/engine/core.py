@@ -169,7 +169,11 @@ class Engine:
             self.report(Outcome(spec.label, State.SUBMITTED, executor_id=executor_id))
         self.stats.submitted += len(specs)
         labels = [spec.label for spec in specs]
-        log.info("submitted %s%s", ", ".join(labels[:6]), f" and {len(labels) - 6} more" if len(labels) > 6 else "")
+        log.info(
+            "submitted %s%s",
+            ", ".join(labels[:6]),
+            f" and {len(labels) - 6} more" if len(labels) > 6 else "",
+        )
 
     async def heartbeat(self, interval: float) -> None:
         """Every ``interval`` seconds while runs are outstanding, say what is being waited
@@ -183,9 +187,15 @@ class Engine:
             for handle in flying:
                 per_task = counts.setdefault(handle.view.task, {})
                 per_task[handle.state] = per_task.get(handle.state, 0) + 1
-            log.info("waiting on %d run%s: %s", len(flying), "s" if len(flying) > 1 else "",
-                     "; ".join(f"{task} " + ", ".join(f"{n} {state.lower()}" for state, n in sorted(c.items()))
-                               for task, c in sorted(counts.items())))
+            log.info(
+                "waiting on %d run%s: %s",
+                len(flying),
+                "s" if len(flying) > 1 else "",
+                "; ".join(
+                    f"{task} " + ", ".join(f"{n} {state.lower()}" for state, n in sorted(c.items()))
+                    for task, c in sorted(counts.items())
+                ),
+            )
 
     async def _start_executors(self) -> None:
         while self._pending_starts:
@@ -333,14 +343,18 @@ class Engine:
         """Run ``main(workflow, **params)`` with the pump; then wait for stragglers."""
         await self.start()
         pump = asyncio.get_running_loop().create_task(self.pump(), name="pump")
-        beat = asyncio.get_running_loop().create_task(self.heartbeat(self.progress_interval), name="heartbeat")
+        beat = asyncio.get_running_loop().create_task(
+            self.heartbeat(self.progress_interval), name="heartbeat"
+        )
         try:
             main_task = self.spawn(main(self.workflow, **params), name="orchestrator main")
             self._callbacks.discard(main_task)  # its errors propagate directly
             result = await _first(main_task, pump)
             # Event-style orchestrators return early: wait for runs and callbacks.
             while True:
-                pending = [asyncio.shield(h.future) for h in self.in_flight()] + list(self._callbacks)
+                pending = [asyncio.shield(h.future) for h in self.in_flight()] + list(
+                    self._callbacks
+                )
                 if not pending:
                     break
                 waiter = asyncio.ensure_future(asyncio.gather(*pending))
@@ -394,4 +408,3 @@ async def _first(task: asyncio.Future[Any], pump: asyncio.Task[Any]) -> Any:
     await asyncio.gather(task, return_exceptions=True)
     exc = pump.exception() if not pump.cancelled() else None
     raise exc if exc is not None else WorkflowError("engine stopped", field="engine")
-

@@ -62,35 +62,57 @@ class MotokoConfig:
         data = read_yaml_mapping(path, WorkflowError)
         unknown = set(data) - {"directory", "executor", "task_managers", "orchestrator"}
         if unknown:
-            raise WorkflowError(f"unknown key(s) {sorted(unknown)}", file=path, field=sorted(unknown)[0])
+            raise WorkflowError(
+                f"unknown key(s) {sorted(unknown)}", file=path, field=sorted(unknown)[0]
+            )
         executor = _executor_spec(data.get("executor", {"name": "local"}), path, "executor")
         managers_raw = data.get("task_managers")
         if not isinstance(managers_raw, dict) or not managers_raw:
-            raise WorkflowError("expected a mapping of task managers (name: template dir)", file=path, field="task_managers")
+            raise WorkflowError(
+                "expected a mapping of task managers (name: template dir)",
+                file=path,
+                field="task_managers",
+            )
         managers = {}
         for name, spec in managers_raw.items():
             where = f"task_managers.{name}"
             if isinstance(spec, str):
                 spec = {"template": spec}
             if not isinstance(spec, dict) or "template" not in spec:
-                raise WorkflowError("expected a template directory or {template: ...}", file=path, field=where)
+                raise WorkflowError(
+                    "expected a template directory or {template: ...}", file=path, field=where
+                )
             extra = set(spec) - {"template", "executor", "retries", "run"}
             if extra:
-                raise WorkflowError(f"unknown key(s) {sorted(extra)}", file=path, field=f"{where}.{sorted(extra)[0]}")
+                raise WorkflowError(
+                    f"unknown key(s) {sorted(extra)}",
+                    file=path,
+                    field=f"{where}.{sorted(extra)[0]}",
+                )
             template = (path.parent / spec["template"]).resolve()
             retries = spec.get("retries", 0)
             if not isinstance(retries, int) or retries < 0:
-                raise WorkflowError("expected a non-negative integer", file=path, field=f"{where}.retries")
+                raise WorkflowError(
+                    "expected a non-negative integer", file=path, field=f"{where}.retries"
+                )
             managers[name] = TaskManagerConfig(
                 name=name,
                 template=template,
-                executor=_executor_spec(spec["executor"], path, f"{where}.executor") if "executor" in spec else executor,
+                executor=_executor_spec(spec["executor"], path, f"{where}.executor")
+                if "executor" in spec
+                else executor,
                 retries=retries,
                 run_defaults=dict(spec.get("run") or {}),
             )
         orchestrator = data.get("orchestrator")
-        if orchestrator is not None and (not isinstance(orchestrator, str) or "." not in orchestrator):
-            raise WorkflowError("expected module.function, e.g. workflow.orchestrator.main", file=path, field="orchestrator")
+        if orchestrator is not None and (
+            not isinstance(orchestrator, str) or "." not in orchestrator
+        ):
+            raise WorkflowError(
+                "expected module.function, e.g. workflow.orchestrator.main",
+                file=path,
+                field="orchestrator",
+            )
         return cls(
             path=path,
             directory=Path(directory).resolve() if directory else workflow_dir_from_motoko(path),
@@ -106,7 +128,9 @@ class MotokoConfig:
             try:
                 schema = TaskSchema.load(manager.template)
             except AutopotError as exc:
-                raise WorkflowError(f"task manager {name!r}: {exc}", file=self.path, field=f"task_managers.{name}") from None
+                raise WorkflowError(
+                    f"task manager {name!r}: {exc}", file=self.path, field=f"task_managers.{name}"
+                ) from None
             if schema.name != name:
                 schema.name = name  # the manager's name is the task type's name
             out[name] = schema
@@ -120,9 +144,17 @@ class MotokoConfig:
         module = load_module(module_name, self.path.parent, self.path)
         func = getattr(module, func_name, None)
         if func is None:
-            raise WorkflowError(f"module {module_name!r} has no function {func_name!r}", file=self.path, field="orchestrator")
+            raise WorkflowError(
+                f"module {module_name!r} has no function {func_name!r}",
+                file=self.path,
+                field="orchestrator",
+            )
         if not inspect.iscoroutinefunction(func):
-            raise WorkflowError(f"{self.orchestrator} must be 'async def {func_name}(workflow, **params)'", file=self.path, field="orchestrator")
+            raise WorkflowError(
+                f"{self.orchestrator} must be 'async def {func_name}(workflow, **params)'",
+                file=self.path,
+                field="orchestrator",
+            )
         return func
 
     def orchestrator_module(self) -> Any:
@@ -139,9 +171,17 @@ def load_module(module_name: str, base: Path, source: Path) -> Any:
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise WorkflowError(f"orchestrator module {module_name!r} not found ({exc})", file=source, field="orchestrator") from None
+        raise WorkflowError(
+            f"orchestrator module {module_name!r} not found ({exc})",
+            file=source,
+            field="orchestrator",
+        ) from None
     except SyntaxError as exc:
-        raise WorkflowError(f"syntax error in orchestrator module: {exc.msg} (line {exc.lineno})", file=exc.filename, field="orchestrator") from None
+        raise WorkflowError(
+            f"syntax error in orchestrator module: {exc.msg} (line {exc.lineno})",
+            file=exc.filename,
+            field="orchestrator",
+        ) from None
 
 
 def _executor_spec(spec: Any, path: Path, where: str) -> dict[str, Any]:
@@ -152,7 +192,8 @@ def _executor_spec(spec: Any, path: Path, where: str) -> dict[str, Any]:
     if not isinstance(name, str) or (name not in EXECUTORS and ":" not in name):
         raise WorkflowError(
             f"expected an executor name ({', '.join(EXECUTORS)} or module:Class) or {{name: ...}}",
-            file=path, field=where,
+            file=path,
+            field=where,
         )
     return dict(spec)
 
@@ -162,4 +203,6 @@ def executor_class(name: str) -> type:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
-        raise WorkflowError(f"executor {name!r} is not available: {exc}", field="executor") from None
+        raise WorkflowError(
+            f"executor {name!r} is not available: {exc}", field="executor"
+        ) from None

@@ -37,7 +37,9 @@ def input_files(schema: TaskSchema, params: dict[str, Any]) -> list[tuple[str, P
 def check_inputs(schema: TaskSchema, params: dict[str, Any]) -> None:
     for name, path in input_files(schema, params):
         if not path.is_file():
-            raise WorkflowError(f"input file of task {schema.name!r} not found", file=path, field=name)
+            raise WorkflowError(
+                f"input file of task {schema.name!r} not found", file=path, field=name
+            )
 
 
 def prepare(
@@ -57,7 +59,9 @@ def prepare(
     for name, path in input_files(schema, params):
         dest = run_dir / path.name
         if not path.is_file():
-            raise WorkflowError(f"input file of task {schema.name!r} not found", file=path, field=name)
+            raise WorkflowError(
+                f"input file of task {schema.name!r} not found", file=path, field=name
+            )
         if dest.resolve() != path.resolve():
             _copy(path, dest)
     write_marker(run_dir, marker)

@@ -112,8 +112,12 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def _workflow_parser(config: MotokoConfig) -> argparse.ArgumentParser:
-    parser = _Parser(prog="autopot orchestrator start", add_help=False, allow_abbrev=False,
-                     formatter_class=_HelpFormatter)
+    parser = _Parser(
+        prog="autopot orchestrator start",
+        add_help=False,
+        allow_abbrev=False,
+        formatter_class=_HelpFormatter,
+    )
     module = config.orchestrator_module()
     populate = getattr(module, "populate_arg_parser", None)
     if populate is not None:
@@ -130,9 +134,14 @@ def workflow_flags_help(config: MotokoConfig) -> str:
     parser.usage = argparse.SUPPRESS
     text = parser.format_help().strip()
     text = text.split("\n", 1)[1] if text.startswith("options:") else text
-    aliases = any(o.startswith("--") and "_" in o for a in parser._actions for o in a.option_strings)
-    return text + ("\n\n  The underscore spellings of these flags (--atom_types) are accepted too."
-                   if aliases else "")
+    aliases = any(
+        o.startswith("--") and "_" in o for a in parser._actions for o in a.option_strings
+    )
+    return text + (
+        "\n\n  The underscore spellings of these flags (--atom_types) are accepted too."
+        if aliases
+        else ""
+    )
 
 
 def _flag_error(parser: argparse.ArgumentParser, message: str, argv: list[str]) -> tuple[str, str]:
@@ -149,7 +158,10 @@ def _flag_error(parser: argparse.ArgumentParser, message: str, argv: list[str]) 
         hint = difflib.get_close_matches(first.split("=")[0], known, n=1)
         if first.startswith("-"):
             return first, "unknown flag" + (f" (did you mean {hint[0]}?)" if hint else "")
-        return first, "unexpected value (a flag takes this many values; quote nothing, separate with spaces)"
+        return (
+            first,
+            "unexpected value (a flag takes this many values; quote nothing, separate with spaces)",
+        )
     return "flags", message
 
 
@@ -162,7 +174,9 @@ def _options_tokens(parser: argparse.ArgumentParser, path: Path) -> list[str]:
 
     data = read_yaml_mapping(path, WorkflowError)
     if {"task_managers", "orchestrator"} & set(data):
-        raise WorkflowError("this is a motoko.yaml; give it with -c/--motoko, options with --config", file=path)
+        raise WorkflowError(
+            "this is a motoko.yaml; give it with -c/--motoko, options with --config", file=path
+        )
     actions = {a.dest: a for a in parser._actions if a.option_strings}
     tokens: list[str] = []
     for key, value in data.items():
@@ -170,12 +184,17 @@ def _options_tokens(parser: argparse.ArgumentParser, path: Path) -> list[str]:
         action = actions.get(dest)
         if action is None:
             hint = difflib.get_close_matches(dest, list(actions), n=1)
-            raise WorkflowError("unknown option" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
-                                file=path, field=str(key))
+            raise WorkflowError(
+                "unknown option" + (f" (did you mean {hint[0]!r}?)" if hint else ""),
+                file=path,
+                field=str(key),
+            )
         flag = next(o for o in action.option_strings if o.startswith("--"))
         if action.nargs == 0:  # on/off flags
             if not isinstance(value, bool):
-                raise WorkflowError(f"expected true or false, got {value!r}", file=path, field=str(key))
+                raise WorkflowError(
+                    f"expected true or false, got {value!r}", file=path, field=str(key)
+                )
             mine = [flag] if value else []
         elif value is None:
             mine = []
@@ -183,19 +202,25 @@ def _options_tokens(parser: argparse.ArgumentParser, path: Path) -> list[str]:
             mine = [flag, json.dumps(value)]
         elif isinstance(value, list):
             if action.nargs not in ("+", "*"):
-                raise WorkflowError(f"expected one value, got a list {value!r}", file=path, field=str(key))
+                raise WorkflowError(
+                    f"expected one value, got a list {value!r}", file=path, field=str(key)
+                )
             mine = [flag, *map(str, value)]
         else:
             mine = [flag, str(value)]
         try:
             parser.parse_args(mine)
         except _FlagError as exc:
-            raise WorkflowError(_flag_error(parser, str(exc), mine)[1], file=path, field=str(key)) from None
+            raise WorkflowError(
+                _flag_error(parser, str(exc), mine)[1], file=path, field=str(key)
+            ) from None
         tokens += mine
     return tokens
 
 
-def parse_workflow_args(config: MotokoConfig, argv: list[str], options_file: Path | None = None) -> dict[str, Any]:
+def parse_workflow_args(
+    config: MotokoConfig, argv: list[str], options_file: Path | None = None
+) -> dict[str, Any]:
     """Flags declared by the orchestrator module (Motoko's ``populate_arg_parser``), after
     the options file's values: a flag on the command line overrides the file."""
     parser = _workflow_parser(config)
@@ -208,14 +233,18 @@ def parse_workflow_args(config: MotokoConfig, argv: list[str], options_file: Pat
     return vars(ns)
 
 
-def check_workflow_params(config: MotokoConfig, params: dict[str, Any], run_name: str) -> dict[str, Any]:
+def check_workflow_params(
+    config: MotokoConfig, params: dict[str, Any], run_name: str
+) -> dict[str, Any]:
     """The orchestrator module's own checks (``check_params``), run before anything is
     written; returns what ``main`` receives."""
     module = config.orchestrator_module()
     check = getattr(module, "check_params", None)
     if check is None:
         return dict(params)
-    return check(dict(params), workflow_dir=config.directory, run_name=run_name, schemas=config.schemas())
+    return check(
+        dict(params), workflow_dir=config.directory, run_name=run_name, schemas=config.schemas()
+    )
 
 
 def check_writable(directory: Path) -> None:
@@ -227,9 +256,11 @@ def check_writable(directory: Path) -> None:
     probe = directory
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    for path, mode, what in ((probe, os.W_OK | os.X_OK, "cannot write the workflow directory"),
-                             (paths.db_dir, os.W_OK | os.X_OK, "cannot write the database directory"),
-                             (paths.db_file, os.R_OK | os.W_OK, "cannot read and write the database")):
+    for path, mode, what in (
+        (probe, os.W_OK | os.X_OK, "cannot write the workflow directory"),
+        (paths.db_dir, os.W_OK | os.X_OK, "cannot write the database directory"),
+        (paths.db_file, os.R_OK | os.W_OK, "cannot read and write the database"),
+    ):
         if path.exists() and not os.access(path, mode):
             raise WorkflowError(f"{what} (permission denied)", file=path, field="directory")
 
@@ -238,8 +269,11 @@ def _options_record(options_file: Path | None) -> dict[str, Any] | None:
     if options_file is None:
         return None
     data = options_file.read_bytes()
-    return {"path": str(options_file.resolve()), "sha256": hashlib.sha256(data).hexdigest(),
-            "text": data.decode("utf-8", errors="replace")}
+    return {
+        "path": str(options_file.resolve()),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "text": data.decode("utf-8", errors="replace"),
+    }
 
 
 def run_orchestrator(
@@ -280,8 +314,11 @@ def run_orchestrator(
     try:
         lock.acquire()
     except PermissionError as exc:
-        raise WorkflowError(f"cannot write the workflow directory: {exc.strerror}",
-                            file=exc.filename or config.directory, field="directory") from None
+        raise WorkflowError(
+            f"cannot write the workflow directory: {exc.strerror}",
+            file=exc.filename or config.directory,
+            field="directory",
+        ) from None
     paths = WorkflowPaths(config.directory)
     started_server, server = False, None
     try:
@@ -297,7 +334,9 @@ def run_orchestrator(
         elif (paths.db_dir / "owner").exists():
             started_server = True  # left by a killed orchestrator: ours to stop at the end
         store = Store.open_zeo(paths.socket)
-        workflow = Workflow(config.path, run_name=run_name, store=store, workflow_dir=config.directory)
+        workflow = Workflow(
+            config.path, run_name=run_name, store=store, workflow_dir=config.directory
+        )
 
         def begin(root: Any) -> bool:
             record = root.workflow_runs.get(run_name)
@@ -307,15 +346,31 @@ def run_orchestrator(
                 root.workflow_runs[run_name] = record
             record.state = "RUNNING"
             record.stop_request = None
-            record.owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-            record.starts = [*record.starts, {"time": time.time(), "argv": list(argv or []),
-                                              "options_file": options, "log": str(log_path)}]
+            record.owner = {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": time.time(),
+            }
+            record.starts = [
+                *record.starts,
+                {
+                    "time": time.time(),
+                    "argv": list(argv or []),
+                    "options_file": options,
+                    "log": str(log_path),
+                },
+            ]
             record.log_event("resumed" if resumed else "started")
             return resumed
 
         resumed = store.transact(begin, note="workflow start")
-        log.info("workflow run %r %s in %s; log: %s", run_name, "resumed" if resumed else "started",
-                 config.directory, log_path)
+        log.info(
+            "workflow run %r %s in %s; log: %s",
+            run_name,
+            "resumed" if resumed else "started",
+            config.directory,
+            log_path,
+        )
         engine = Engine(workflow)
         workflow.engine = engine
         status, message = ExitCode.OK, "finished"
@@ -329,7 +384,9 @@ def run_orchestrator(
             status, message = ExitCode.STOPPED, str(exc)
         except (TaskFailed, AutopotError) as exc:
             status = getattr(exc, "exit_code", ExitCode.FAILED)
-            status = ExitCode.INFRASTRUCTURE if status == ExitCode.INFRASTRUCTURE else ExitCode.FAILED
+            status = (
+                ExitCode.INFRASTRUCTURE if status == ExitCode.INFRASTRUCTURE else ExitCode.FAILED
+            )
             message = str(exc)
         except Exception as exc:  # noqa: BLE001 - the orchestrator's own bug: record, report, exit 1
             status, message = _classify(exc)
@@ -348,8 +405,12 @@ def run_orchestrator(
             status, message = ExitCode.INFRASTRUCTURE, f"{message}; the end was not recorded: {exc}"
         label = "converged" if message == "converged" else _END_LABEL[status]
         (log.info if status in (ExitCode.OK, ExitCode.STOPPED) else log.error)(
-            "workflow run %r %s%s (exit %d)", run_name, label,
-            "" if status == ExitCode.OK else f": {message}", int(status))
+            "workflow run %r %s%s (exit %d)",
+            run_name,
+            label,
+            "" if status == ExitCode.OK else f": {message}",
+            int(status),
+        )
         with contextlib.suppress(Exception):
             workflow.close()
         return int(status)
@@ -363,18 +424,29 @@ def run_orchestrator(
         lock.release()
 
 
-_END_STATE = {ExitCode.OK: "FINISHED", ExitCode.FAILED: "FAILED", ExitCode.STOPPED: "STOPPED",
-              ExitCode.NOT_CONVERGED: "NOT_CONVERGED", ExitCode.INFRASTRUCTURE: "FAILED"}
-_END_LABEL = {ExitCode.OK: "finished", ExitCode.FAILED: "FAILED", ExitCode.STOPPED: "stopped",
-              ExitCode.NOT_CONVERGED: "finished without converging",
-              ExitCode.INFRASTRUCTURE: "FAILED (infrastructure)"}
+_END_STATE = {
+    ExitCode.OK: "FINISHED",
+    ExitCode.FAILED: "FAILED",
+    ExitCode.STOPPED: "STOPPED",
+    ExitCode.NOT_CONVERGED: "NOT_CONVERGED",
+    ExitCode.INFRASTRUCTURE: "FAILED",
+}
+_END_LABEL = {
+    ExitCode.OK: "finished",
+    ExitCode.FAILED: "FAILED",
+    ExitCode.STOPPED: "stopped",
+    ExitCode.NOT_CONVERGED: "finished without converging",
+    ExitCode.INFRASTRUCTURE: "FAILED (infrastructure)",
+}
 
 
 def _classify(exc: BaseException) -> tuple[ExitCode, str]:
     """An unexpected exception: infrastructure (database gone, disk full) or a bug."""
     if isinstance(exc, OSError):
         err = os_error(exc)
-        return ExitCode(err.exit_code if err.exit_code == ExitCode.INFRASTRUCTURE else ExitCode.FAILED), str(err)
+        return ExitCode(
+            err.exit_code if err.exit_code == ExitCode.INFRASTRUCTURE else ExitCode.FAILED
+        ), str(err)
     if type(exc).__module__.startswith(("ZEO", "ZODB", "transaction")):
         return ExitCode.INFRASTRUCTURE, str(database_error(exc))
     return ExitCode.FAILED, f"{type(exc).__name__}: {exc}"

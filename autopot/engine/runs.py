@@ -62,7 +62,11 @@ class RunView:
     @property
     def directory(self) -> Path:
         rel = self.record.directory
-        return self.workflow.directory / rel if rel else WorkflowPaths(self.workflow.directory).run_dir(self.task, self.id)
+        return (
+            self.workflow.directory / rel
+            if rel
+            else WorkflowPaths(self.workflow.directory).run_dir(self.task, self.id)
+        )
 
     def path(self, name: str) -> Path:
         return self.directory / name
@@ -105,7 +109,9 @@ class RunList(list[RunView]):
     def _engine(self) -> Any:
         engine = self.workflow.engine if self.workflow is not None else None
         if engine is None:
-            raise WorkflowError("runs can only be awaited inside a running orchestrator", field="engine")
+            raise WorkflowError(
+                "runs can only be awaited inside a running orchestrator", field="engine"
+            )
         return engine
 
     async def settled(self) -> RunList:
@@ -118,7 +124,9 @@ class RunList(list[RunView]):
         await self.settled()
         bad = self.failed
         if bad:
-            causes = "; ".join(f"{r.label} {r.state}: {r.cause or 'no cause recorded'}" for r in bad[:5])
+            causes = "; ".join(
+                f"{r.label} {r.state}: {r.cause or 'no cause recorded'}" for r in bad[:5]
+            )
             more = f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""
             raise TaskFailed(f"{len(bad)} of {len(self)} runs did not finish: {causes}{more}")
         return self

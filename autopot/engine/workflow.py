@@ -57,21 +57,32 @@ class TaskManager:
         if engine.stop_request:
             from autopot.engine.core import WorkflowStopped
 
-            raise WorkflowStopped(f"not creating {self.name} tasks: stop requested ({engine.stop_request})")
+            raise WorkflowStopped(
+                f"not creating {self.name} tasks: stop requested ({engine.stop_request})"
+            )
         job_params = {k: _absolute_if_file(self.schema, k, v) for k, v in job_params.items()}
         points = self.schema.expand_jobs(job_params)  # validates before anything is stored
         for point in points:
             rundir.check_inputs(self.schema, point)
         run_values = {**self.config.run_defaults, **(run_params or {})}
         pairs = wf.store.transact(
-            lambda root: [(r.id, created, r.state) for r, created in create_runs(
-                root, self.schema, job_params, run_values, run_name=wf.run_name)],
+            lambda root: [
+                (r.id, created, r.state)
+                for r, created in create_runs(
+                    root, self.schema, job_params, run_values, run_name=wf.run_name
+                )
+            ],
             note=f"create {self.name} runs",
         )
         views = RunList([RunView(wf, self.name, run_id) for run_id, _, _ in pairs], wf)
-        fresh = [v for (_, _, state), v in zip(pairs, views, strict=True) if state == State.CREATED.value]
-        inflight = [v for (_, _, state), v in zip(pairs, views, strict=True)
-                    if state in (State.SUBMITTED.value, State.RUNNING.value)]
+        fresh = [
+            v for (_, _, state), v in zip(pairs, views, strict=True) if state == State.CREATED.value
+        ]
+        inflight = [
+            v
+            for (_, _, state), v in zip(pairs, views, strict=True)
+            if state in (State.SUBMITTED.value, State.RUNNING.value)
+        ]
         for view in views:
             engine.track(view)
         if fresh:
@@ -152,7 +163,8 @@ class Workflow:
         self.directory: Path = self.config.directory
         self.schemas = self.config.schemas()
         self.managers = {
-            name: TaskManager(self, cfg, self.schemas[name]) for name, cfg in self.config.task_managers.items()
+            name: TaskManager(self, cfg, self.schemas[name])
+            for name, cfg in self.config.task_managers.items()
         }
         self._store = store
         self._read_only = read_only
@@ -174,14 +186,18 @@ class Workflow:
         try:
             return self.managers[name]
         except KeyError:
-            raise WorkflowError(f"unknown task manager {name!r}", file=self.config.path, field="task_managers") from None
+            raise WorkflowError(
+                f"unknown task manager {name!r}", file=self.config.path, field="task_managers"
+            ) from None
 
     @property
     def store(self) -> Any:
         if self._store is None:
             from autopot.store.database import open_store
 
-            self._store = open_store(self.directory, read_only=self._read_only, create=not self._read_only)
+            self._store = open_store(
+                self.directory, read_only=self._read_only, create=not self._read_only
+            )
         return self._store
 
     @property
@@ -206,7 +222,10 @@ class Workflow:
 
     def require_engine(self) -> Any:
         if self.engine is None:
-            raise WorkflowError("creating tasks needs a running orchestrator (autopot orchestrator start)", field="engine")
+            raise WorkflowError(
+                "creating tasks needs a running orchestrator (autopot orchestrator start)",
+                field="engine",
+            )
         return self.engine
 
     def close(self) -> None:
@@ -284,11 +303,15 @@ class Workflow:
             record = view.record
             schema = self.schemas[view.task]
             try:
-                run_dir = rundir.prepare(schema, self.directory, view.id, record.job.params, self._marker(view))
+                run_dir = rundir.prepare(
+                    schema, self.directory, view.id, record.job.params, self._marker(view)
+                )
             except Exception as exc:  # noqa: BLE001 - becomes the run's failure cause
                 from autopot.executors.base import Outcome
 
-                engine.report(Outcome(view.label, State.FAILED, cause=f"cannot prepare run directory: {exc}"))
+                engine.report(
+                    Outcome(view.label, State.FAILED, cause=f"cannot prepare run directory: {exc}")
+                )
                 continue
             prepared.append((view, run_dir))
 
@@ -340,15 +363,38 @@ class Workflow:
                 continue
             code = read_exit_file(run_dir)
             if code is not None:  # it ended while nobody watched: take its exit code
-                engine.report(Outcome(view.label, State.FINISHED if code == 0 else State.FAILED, exit_code=code,
-                                      cause="" if code == 0 else f"exit code {code}"))
+                engine.report(
+                    Outcome(
+                        view.label,
+                        State.FINISHED if code == 0 else State.FAILED,
+                        exit_code=code,
+                        cause="" if code == 0 else f"exit code {code}",
+                    )
+                )
             elif not (run_dir / PID_FILE).exists() and record.started is None:
-                lost.append((view, "never started: the orchestrator stopped before the task did; resubmitting"))
+                lost.append(
+                    (
+                        view,
+                        "never started: the orchestrator stopped before the task did; resubmitting",
+                    )
+                )
             elif record.attempts <= self.config.task_managers[view.task].retries:
-                lost.append((view, "lost: the task process vanished while the orchestrator was down; resubmitting"))
+                lost.append(
+                    (
+                        view,
+                        "lost: the task process vanished while the orchestrator was down; resubmitting",
+                    )
+                )
             else:
-                engine.report(Outcome(view.label, State.FAILED, cause="lost: the task process vanished while the orchestrator was down"))
+                engine.report(
+                    Outcome(
+                        view.label,
+                        State.FAILED,
+                        cause="lost: the task process vanished while the orchestrator was down",
+                    )
+                )
         if lost:
+
             def mark(root: Any) -> None:
                 for view, cause in lost:
                     root.task_types[view.task].runs[view.id].set_state(State.FAILED, cause)

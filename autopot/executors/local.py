@@ -48,7 +48,9 @@ class LocalExecutor(Executor):
         for spec in specs:
             self._seq += 1
             queue_id = f"local-{os.getpid()}-{self._seq}"
-            task = asyncio.get_running_loop().create_task(self._run(spec, queue_id), name=spec.label)
+            task = asyncio.get_running_loop().create_task(
+                self._run(spec, queue_id), name=spec.label
+            )
             self._waiters.add(task)
             self._by_label[spec.label] = task
             task.add_done_callback(self._forget)
@@ -58,13 +60,18 @@ class LocalExecutor(Executor):
     async def _run(self, spec: RunSpec, queue_id: str) -> None:
         async with self._slots:
             if spec.label in self._cancelled:
-                await self.emit(Outcome(spec.label, State.CANCELLED, cause="cancelled before start"))
+                await self.emit(
+                    Outcome(spec.label, State.CANCELLED, cause="cancelled before start")
+                )
                 return
             (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
             (spec.run_dir / PID_FILE).unlink(missing_ok=True)
             env = {**os.environ, **spec.env}
             try:
-                with open(spec.run_dir / STDOUT, "ab") as out, open(spec.run_dir / STDERR, "ab") as err:
+                with (
+                    open(spec.run_dir / STDOUT, "ab") as out,
+                    open(spec.run_dir / STDERR, "ab") as err,
+                ):
                     proc = await asyncio.create_subprocess_exec(
                         *TASK_COMMAND,
                         cwd=spec.run_dir,
@@ -75,7 +82,9 @@ class LocalExecutor(Executor):
                         start_new_session=True,
                     )
             except OSError as exc:
-                await self.emit(Outcome(spec.label, State.FAILED, cause=f"cannot start task: {exc}"))
+                await self.emit(
+                    Outcome(spec.label, State.FAILED, cause=f"cannot start task: {exc}")
+                )
                 return
             self._procs[spec.label] = proc
             await self.emit(Outcome(spec.label, State.RUNNING, executor_id=str(proc.pid)))
@@ -85,7 +94,9 @@ class LocalExecutor(Executor):
 
     def _outcome(self, label: str, run_dir: Path, code: int, pid: str) -> Outcome:
         if label in self._cancelled:
-            return Outcome(label, State.CANCELLED, exit_code=code, cause="cancelled", executor_id=pid)
+            return Outcome(
+                label, State.CANCELLED, exit_code=code, cause="cancelled", executor_id=pid
+            )
         if code == 0:
             return Outcome(label, State.FINISHED, exit_code=0, executor_id=pid)
         if code < 0:
@@ -137,7 +148,14 @@ class LocalExecutor(Executor):
                 os.close(fd)
             code = read_exit_file(run_dir)
             if code is None:
-                await self.emit(Outcome(label, State.FAILED, cause="task ended while the orchestrator was down; exit code unknown", executor_id=executor_id))
+                await self.emit(
+                    Outcome(
+                        label,
+                        State.FAILED,
+                        cause="task ended while the orchestrator was down; exit code unknown",
+                        executor_id=executor_id,
+                    )
+                )
             else:
                 await self.emit(self._outcome(label, run_dir, code, executor_id))
 

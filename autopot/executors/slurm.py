@@ -92,10 +92,23 @@ from autopot.store.states import State
 log = logging.getLogger("autopot.executors.slurm")
 
 #: States in which a job may still run (or be requeued); anything else is final.
-ACTIVE = frozenset({
-    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_FED",
-    "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD",
-})
+ACTIVE = frozenset(
+    {
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "COMPLETING",
+        "SUSPENDED",
+        "REQUEUED",
+        "REQUEUE_FED",
+        "REQUEUE_HOLD",
+        "RESIZING",
+        "SIGNALING",
+        "STAGE_OUT",
+        "STOPPED",
+        "RESV_DEL_HOLD",
+    }
+)
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT"})
 #: Final states worth a resubmission: the task did not fail, its allocation did.
 RETRYABLE = frozenset({"TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL"})
@@ -169,7 +182,10 @@ class SlurmExecutor(Executor):
             )
         super().__init__(report)
         if poll_interval <= 0 or max_poll_interval < poll_interval or backoff < 1:
-            raise ExecutorError("need 0 < poll_interval <= max_poll_interval and backoff >= 1", field="executor.poll_interval")
+            raise ExecutorError(
+                "need 0 < poll_interval <= max_poll_interval and backoff >= 1",
+                field="executor.poll_interval",
+            )
         if not isinstance(max_array_size, int) or max_array_size < 1:
             raise ExecutorError("expected a positive integer", field="executor.max_array_size")
         if retries is not None and (not isinstance(retries, int) or retries < 0):
@@ -181,7 +197,13 @@ class SlurmExecutor(Executor):
         self.retries = retries
         self.default_options = dict(slurm_options or {})
         sbatch_lines("executor defaults", self.default_options)  # fail early on bad defaults
-        self.commands = {"sbatch": sbatch, "squeue": squeue, "scontrol": scontrol, "sacct": sacct, "scancel": scancel}
+        self.commands = {
+            "sbatch": sbatch,
+            "squeue": squeue,
+            "scontrol": scontrol,
+            "sacct": sacct,
+            "scancel": scancel,
+        }
         self.command_timeout = command_timeout
         self.job_env = _db_env(db_address, tls)
         self.stats = SlurmStats()
@@ -193,19 +215,32 @@ class SlurmExecutor(Executor):
         self._reset_interval = False
 
     # ------------------------------------------------------------------ commands
-    async def _run(self, tool: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                   label: str = "") -> tuple[int, str, str]:
+    async def _run(
+        self,
+        tool: str,
+        *args: str,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        label: str = "",
+    ) -> tuple[int, str, str]:
         exe = self.commands[tool]
         setattr(self.stats, tool, getattr(self.stats, tool) + 1)
         try:
             proc = await asyncio.create_subprocess_exec(
-                exe, *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                exe,
+                *args,
+                cwd=cwd,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
         except FileNotFoundError:
             who = f"task {label}: " if label else ""
-            raise ExecutorError(f"{who}{exe!r} not found on PATH (is SLURM installed and loaded?)",
-                                field=f"executor.{tool}") from None
+            raise ExecutorError(
+                f"{who}{exe!r} not found on PATH (is SLURM installed and loaded?)",
+                field=f"executor.{tool}",
+            ) from None
         except OSError as exc:
             raise ExecutorError(f"cannot run {exe!r}: {exc}", field=f"executor.{tool}") from None
         try:
@@ -214,14 +249,19 @@ class SlurmExecutor(Executor):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
-            raise _Timeout(f"{exe} did not answer within {self.command_timeout:.0f} s", field=f"executor.{tool}") from None
+            raise _Timeout(
+                f"{exe} did not answer within {self.command_timeout:.0f} s",
+                field=f"executor.{tool}",
+            ) from None
         return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
     # ------------------------------------------------------------------ lifetime
     async def start(self) -> None:
         if self._poller is None:
             self._wake = asyncio.Event()
-            self._poller = asyncio.get_running_loop().create_task(self._poll_loop(), name="slurm poller")
+            self._poller = asyncio.get_running_loop().create_task(
+                self._poll_loop(), name="slurm poller"
+            )
 
     def _kick(self) -> None:
         self._reset_interval = True
@@ -249,7 +289,9 @@ class SlurmExecutor(Executor):
         lines = {spec.label: self._lines(spec) for spec in specs}
         for spec in specs:
             if any(c in str(spec.run_dir) for c in "\n\r"):
-                raise ExecutorError(f"task {spec.label}: run directory name contains a line break", field="run_dir")
+                raise ExecutorError(
+                    f"task {spec.label}: run directory name contains a line break", field="run_dir"
+                )
         ids: dict[str, str] = {}
         # 2. runs with an unfinished submission intent: adopt their job, never submit twice
         in_doubt = [s for s in specs if read_intent(s.run_dir).get("open")]
@@ -266,7 +308,7 @@ class SlurmExecutor(Executor):
         try:
             for (group_lines, _), members in groups.items():
                 for start in range(0, len(members), self.max_array_size):
-                    chunk = members[start:start + self.max_array_size]
+                    chunk = members[start : start + self.max_array_size]
                     submitted.extend(await self._sbatch(chunk, list(group_lines)))
         except BaseException:
             await self._undo(submitted)  # raising means nothing was submitted
@@ -303,15 +345,27 @@ class SlurmExecutor(Executor):
         for index, spec in enumerate(chunk):
             (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
             (spec.run_dir / PID_FILE).unlink(missing_ok=True)
-            write_intent(spec.run_dir, {
-                "open": True, "token": token, "index": index if len(chunk) > 1 else None,
-                "job_name": name, "script": str(script), "attempt": spec.attempt, "time": time.time(),
-            })
+            write_intent(
+                spec.run_dir,
+                {
+                    "open": True,
+                    "token": token,
+                    "index": index if len(chunk) > 1 else None,
+                    "job_name": name,
+                    "script": str(script),
+                    "attempt": spec.attempt,
+                    "time": time.time(),
+                },
+            )
         args = ["--parsable"]
         if len(chunk) > 1:
             args.append(f"--array=0-{len(chunk) - 1}")
         args.append(script_name)
-        env = {**os.environ, **{k: v for k, v in first.env.items() if k != "AUTOPOT_RUN_DIR"}, **self.job_env}
+        env = {
+            **os.environ,
+            **{k: v for k, v in first.env.items() if k != "AUTOPOT_RUN_DIR"},
+            **self.job_env,
+        }
         who = first.label + (f" (and {len(chunk) - 1} more)" if len(chunk) > 1 else "")
         try:
             code, out, err = await self._run("sbatch", *args, cwd=submit_dir, env=env, label=who)
@@ -320,7 +374,10 @@ class SlurmExecutor(Executor):
             found = await self._find_tokens({token})
             if token not in found:
                 close_intents(chunk)
-                raise ExecutorError(f"task {who}: sbatch did not answer and no job was queued", field="executor.sbatch") from None
+                raise ExecutorError(
+                    f"task {who}: sbatch did not answer and no job was queued",
+                    field="executor.sbatch",
+                ) from None
             code, out, err = 0, found[token], ""
         except ExecutorError:
             close_intents(chunk, remove=True)
@@ -330,14 +387,31 @@ class SlurmExecutor(Executor):
             close_intents(chunk, remove=True)
             message = " ".join((err.strip() or out.strip() or f"exit status {code}").split())
             option = _blamed_option(message)
-            raise ExecutorError(f"task {who}: sbatch rejected the job: {message}",
-                                field=f"slurm_options.{option}" if option else "slurm_options")
+            raise ExecutorError(
+                f"task {who}: sbatch rejected the job: {message}",
+                field=f"slurm_options.{option}" if option else "slurm_options",
+            )
         jobs = []
         for index, spec in enumerate(chunk):
             jid = f"{job_id}_{index}" if len(chunk) > 1 else job_id
-            jobs.append(_Job(spec.label, spec.run_dir, jid, spec.attempt, token, raw_id="" if len(chunk) > 1 else job_id))
+            jobs.append(
+                _Job(
+                    spec.label,
+                    spec.run_dir,
+                    jid,
+                    spec.attempt,
+                    token,
+                    raw_id="" if len(chunk) > 1 else job_id,
+                )
+            )
             update_intent(spec.run_dir, job_id=jid)
-        log.info("sbatch %s: job %s (%d run%s)", script, job_id, len(chunk), "s" if len(chunk) > 1 else "")
+        log.info(
+            "sbatch %s: job %s (%d run%s)",
+            script,
+            job_id,
+            len(chunk),
+            "s" if len(chunk) > 1 else "",
+        )
         return jobs
 
     async def _undo(self, jobs: list[_Job]) -> None:
@@ -371,16 +445,30 @@ class SlurmExecutor(Executor):
                     continue  # sbatch never queued it (or nothing ran): submit afresh
                 # it ran and ended while nobody watched, and SLURM forgot it: never rerun
                 jid = str(intent.get("job_id") or "")
-                outcome = Outcome(spec.label, State.FINISHED if ended == 0 else State.FAILED, exit_code=ended,
-                                  cause="" if ended == 0 else f"exit code {ended} (from {EXIT_FILE})", executor_id=jid)
+                outcome = Outcome(
+                    spec.label,
+                    State.FINISHED if ended == 0 else State.FAILED,
+                    exit_code=ended,
+                    cause="" if ended == 0 else f"exit code {ended} (from {EXIT_FILE})",
+                    executor_id=jid,
+                )
                 asyncio.get_running_loop().call_soon(self._emit_soon, outcome)
                 adopted[spec.label] = jid
                 continue
             index = intent.get("index")
             jid = f"{base}_{index}" if index is not None else base
-            log.warning("%s: adopting SLURM job %s found by its token (submitted before a restart)", spec.label, jid)
-            self._jobs[spec.label] = _Job(spec.label, spec.run_dir, jid, int(intent.get("attempt") or spec.attempt),
-                                          intent["token"])
+            log.warning(
+                "%s: adopting SLURM job %s found by its token (submitted before a restart)",
+                spec.label,
+                jid,
+            )
+            self._jobs[spec.label] = _Job(
+                spec.label,
+                spec.run_dir,
+                jid,
+                int(intent.get("attempt") or spec.attempt),
+                intent["token"],
+            )
             update_intent(spec.run_dir, job_id=jid)
             adopted[spec.label] = jid
         if adopted:
@@ -402,7 +490,9 @@ class SlurmExecutor(Executor):
             return None
         for extra in ([], ["-c"]):
             try:
-                code, out, _ = await self._run("sacct", *extra, "-n", "-P", "-X", f"--name={name}", "-o", "JobID,JobName")
+                code, out, _ = await self._run(
+                    "sacct", *extra, "-n", "-P", "-X", f"--name={name}", "-o", "JobID,JobName"
+                )
             except ExecutorError:
                 return None
             if code == 0:
@@ -421,7 +511,14 @@ class SlurmExecutor(Executor):
         await self.start()
         intent = read_intent(run_dir)
         if not executor_id and intent.get("open"):
-            spec = RunSpec(label.rpartition(".")[0], 0, label, run_dir, {}, attempt=int(intent.get("attempt") or 1))
+            spec = RunSpec(
+                label.rpartition(".")[0],
+                0,
+                label,
+                run_dir,
+                {},
+                attempt=int(intent.get("attempt") or 1),
+            )
             return bool(await self.reconcile([spec]))
         if not re.fullmatch(r"\d+(_\d+)?", executor_id or ""):
             return False
@@ -483,7 +580,9 @@ class SlurmExecutor(Executor):
                 gone.append(job)
                 continue
             job.raw_id = row["raw"] or job.raw_id
-            changed |= await self._observe(job, row["state"], _wait_status(row["exit"]), row["reason"])
+            changed |= await self._observe(
+                job, row["state"], _wait_status(row["exit"]), row["reason"]
+            )
         for job in gone:
             found = await self._lookup(job)
             if found is None:
@@ -495,17 +594,27 @@ class SlurmExecutor(Executor):
         return changed
 
     async def _squeue(self) -> dict[str, dict[str, str]]:
-        code, out, err = await self._run("squeue", "-h", "-r", "-t", "all", "-u", self.user, "-O", _SQUEUE_FORMAT)
+        code, out, err = await self._run(
+            "squeue", "-h", "-r", "-t", "all", "-u", self.user, "-O", _SQUEUE_FORMAT
+        )
         if code != 0:
-            raise ExecutorError(f"squeue failed: {' '.join(err.split()) or code}", field="executor.squeue")
+            raise ExecutorError(
+                f"squeue failed: {' '.join(err.split()) or code}", field="executor.squeue"
+            )
         rows = {}
         for line in out.splitlines():
             parts = line.split("|", 5)
             if len(parts) < 6:
                 continue
             jid, raw, state, exit_raw, reason, comment = (p.strip() for p in parts)
-            rows[jid] = {"id": jid, "raw": raw, "state": state.split()[0] if state else "", "exit": exit_raw,
-                         "reason": reason, "comment": comment}
+            rows[jid] = {
+                "id": jid,
+                "raw": raw,
+                "state": state.split()[0] if state else "",
+                "exit": exit_raw,
+                "reason": reason,
+                "comment": comment,
+            }
         return rows
 
     async def _lookup(self, job: _Job) -> tuple[str, tuple[int | None, int | None], str] | None:
@@ -521,7 +630,9 @@ class SlurmExecutor(Executor):
             candidates.append((["-c", "-j", job.raw_id], job.raw_id))
         for args, wanted in candidates:
             try:
-                code, out, _ = await self._run("sacct", "-n", "-P", *args, "-o", "JobID,State,ExitCode")
+                code, out, _ = await self._run(
+                    "sacct", "-n", "-P", *args, "-o", "JobID,State,ExitCode"
+                )
             except ExecutorError:
                 break
             if code != 0:
@@ -532,7 +643,9 @@ class SlurmExecutor(Executor):
                     return parts[1].split()[0], _exit_field(parts[2]), "sacct"
         return None
 
-    async def _observe(self, job: _Job, state: str, code: tuple[int | None, int | None], reason: str) -> bool:
+    async def _observe(
+        self, job: _Job, state: str, code: tuple[int | None, int | None], reason: str
+    ) -> bool:
         if state in ACTIVE:
             changed = state != job.state
             job.state = state
@@ -548,17 +661,31 @@ class SlurmExecutor(Executor):
         """Report from a plain callback (after adopt() has returned to the engine)."""
         asyncio.ensure_future(self.emit(outcome))
 
-    def _outcome(self, job: _Job, state: str, code: tuple[int | None, int | None], reason: str) -> Outcome:
+    def _outcome(
+        self, job: _Job, state: str, code: tuple[int | None, int | None], reason: str
+    ) -> Outcome:
         exit_code, sig = code
         from_file = read_exit_file(job.run_dir)
         if exit_code is None or (exit_code == 0 and sig is None and from_file not in (None, 0)):
             exit_code = from_file
         where = f"SLURM job {job.job_id}"
         if state == "COMPLETED":
-            return Outcome(job.label, State.FINISHED, exit_code=exit_code or 0, executor_id=job.job_id)
+            return Outcome(
+                job.label, State.FINISHED, exit_code=exit_code or 0, executor_id=job.job_id
+            )
         if state == "CANCELLED":
-            by = "cancelled by autopot" if job.label in self._cancelled else "cancelled outside autopot (scancel or an administrator)"
-            return Outcome(job.label, State.CANCELLED, exit_code=exit_code, cause=f"{where} {by}", executor_id=job.job_id)
+            by = (
+                "cancelled by autopot"
+                if job.label in self._cancelled
+                else "cancelled outside autopot (scancel or an administrator)"
+            )
+            return Outcome(
+                job.label,
+                State.CANCELLED,
+                exit_code=exit_code,
+                cause=f"{where} {by}",
+                executor_id=job.job_id,
+            )
         if state == "FAILED":
             if sig:
                 cause = f"{where} FAILED: killed by signal {_signame(sig)}"
@@ -567,20 +694,37 @@ class SlurmExecutor(Executor):
             last = tail(job.run_dir / STDERR, lines=1)
             if last:
                 cause += f": {last}"
-            return Outcome(job.label, State.FAILED, exit_code=exit_code, cause=cause, executor_id=job.job_id)
+            return Outcome(
+                job.label, State.FAILED, exit_code=exit_code, cause=cause, executor_id=job.job_id
+            )
         cause = f"{where} {state}: {_CAUSES.get(state, reason or 'ended abnormally')}"
         retry = state in RETRYABLE and (self.retries is None or job.attempt <= self.retries)
-        return Outcome(job.label, State.FAILED, exit_code=exit_code, cause=cause, executor_id=job.job_id, retry=retry)
+        return Outcome(
+            job.label,
+            State.FAILED,
+            exit_code=exit_code,
+            cause=cause,
+            executor_id=job.job_id,
+            retry=retry,
+        )
 
     async def _vanished(self, job: _Job) -> None:
         code = read_exit_file(job.run_dir)
         if code is not None:
             state = State.FINISHED if code == 0 else State.FAILED
-            cause = "" if code == 0 else f"SLURM job {job.job_id} left no record; exit code {code} from {EXIT_FILE}"
+            cause = (
+                ""
+                if code == 0
+                else f"SLURM job {job.job_id} left no record; exit code {code} from {EXIT_FILE}"
+            )
             outcome = Outcome(job.label, state, exit_code=code, cause=cause, executor_id=job.job_id)
         else:
-            outcome = Outcome(job.label, State.FAILED, executor_id=job.job_id,
-                              cause=f"SLURM job {job.job_id} vanished (not in squeue, scontrol or sacct) without an exit code")
+            outcome = Outcome(
+                job.label,
+                State.FAILED,
+                executor_id=job.job_id,
+                cause=f"SLURM job {job.job_id} vanished (not in squeue, scontrol or sacct) without an exit code",
+            )
         await self._finish(job, outcome)
 
     async def _finish(self, job: _Job, outcome: Outcome) -> None:
@@ -599,7 +743,9 @@ class _Timeout(ExecutorError):
 def _db_env(address: str | None, tls: dict[str, str] | None) -> dict[str, str]:
     """Job environment for reaching a ZEO server on TCP (with mutual TLS)."""
     if tls is not None and not address:
-        raise ExecutorError("tls needs db_address (host:port of the TLS ZEO server)", field="executor.tls")
+        raise ExecutorError(
+            "tls needs db_address (host:port of the TLS ZEO server)", field="executor.tls"
+        )
     if not address:
         return {}
     from autopot.store.database import parse_address
@@ -609,8 +755,15 @@ def _db_env(address: str | None, tls: dict[str, str] | None) -> dict[str, str]:
     env = {"AUTOPOT_DB_ADDRESS": address}
     if tls is not None:
         if not isinstance(tls, dict) or set(tls) != {"certificate", "key", "ca"}:
-            raise ExecutorError("expected {certificate, key, ca} (client certificate, its key, server CA)", field="executor.tls")
-        for name, var in (("certificate", "AUTOPOT_TLS_CERT"), ("key", "AUTOPOT_TLS_KEY"), ("ca", "AUTOPOT_TLS_CA")):
+            raise ExecutorError(
+                "expected {certificate, key, ca} (client certificate, its key, server CA)",
+                field="executor.tls",
+            )
+        for name, var in (
+            ("certificate", "AUTOPOT_TLS_CERT"),
+            ("key", "AUTOPOT_TLS_KEY"),
+            ("ca", "AUTOPOT_TLS_CA"),
+        ):
             path = Path(tls[name]).expanduser().resolve()
             if not path.is_file():
                 raise ExecutorError("TLS file not found", file=path, field=f"executor.tls.{name}")
@@ -649,10 +802,17 @@ def _signame(sig: int) -> str:
 def _blamed_option(message: str) -> str:
     """Which slurm option sbatch complained about, when its message says so."""
     lower = message.lower()
-    for key, words in (("partition", ("partition",)), ("account", ("account",)), ("qos", ("qos",)),
-                       ("time", ("time limit", "time_limit", "timelimit")), ("mem", ("memory",)),
-                       ("constraint", ("feature", "constraint")), ("nodes", ("node count", "nodes")),
-                       ("cpus_per_task", ("cpus", "cpu count")), ("ntasks", ("tasks",))):
+    for key, words in (
+        ("partition", ("partition",)),
+        ("account", ("account",)),
+        ("qos", ("qos",)),
+        ("time", ("time limit", "time_limit", "timelimit")),
+        ("mem", ("memory",)),
+        ("constraint", ("feature", "constraint")),
+        ("nodes", ("node count", "nodes")),
+        ("cpus_per_task", ("cpus", "cpu count")),
+        ("ntasks", ("tasks",)),
+    ):
         if any(w in lower for w in words):
             return key
     return ""

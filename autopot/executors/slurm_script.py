@@ -38,21 +38,46 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str], str]] = {
     "mem": ("--mem", re.compile(r"\d+[KMGT]?"), "an amount such as 4000 or 4G"),
     "account": ("--account", re.compile(_NAME), "an account name"),
     "qos": ("--qos", re.compile(_NAME), "a QOS name"),
-    "constraint": ("--constraint", re.compile(r"[A-Za-z0-9_.&|,:*()\[\]-]+"), "a feature expression"),
-    "job_name": ("--job-name", re.compile(r"[A-Za-z0-9_.+-]{1,64}"), "letters, digits, _ . + - (64 at most)"),
+    "constraint": (
+        "--constraint",
+        re.compile(r"[A-Za-z0-9_.&|,:*()\[\]-]+"),
+        "a feature expression",
+    ),
+    "job_name": (
+        "--job-name",
+        re.compile(r"[A-Za-z0-9_.+-]{1,64}"),
+        "letters, digits, _ . + - (64 at most)",
+    ),
 }
 ALLOWED = (*_PATTERNS, "extra")
 
 #: Options autopot sets itself (arrays, logs, tracking token): an ``extra`` line may not.
 _RESERVED = {
-    "--array", "-a", "--output", "-o", "--error", "-e", "--comment", "--job-name", "-J",
-    "--chdir", "-D", "--export", "--wrap", "--parsable", "--open-mode", "--input", "-i",
+    "--array",
+    "-a",
+    "--output",
+    "-o",
+    "--error",
+    "-e",
+    "--comment",
+    "--job-name",
+    "-J",
+    "--chdir",
+    "-D",
+    "--export",
+    "--wrap",
+    "--parsable",
+    "--open-mode",
+    "--input",
+    "-i",
 }
 
 
 def _fail(label: str, key: str, message: str) -> ExecutorError:
-    return ExecutorError(f"task {label}: {message}" if label else message,
-                         field=f"slurm_options.{key}" if key else "slurm_options")
+    return ExecutorError(
+        f"task {label}: {message}" if label else message,
+        field=f"slurm_options.{key}" if key else "slurm_options",
+    )
 
 
 def check_options(options: Any) -> Any:
@@ -72,7 +97,9 @@ def sbatch_lines(label: str, options: Any) -> list[str]:
     for key in sorted(options):
         value = options[key]
         if key not in ALLOWED:
-            raise _fail(label, str(key), f"unknown SLURM option {key!r} (allowed: {', '.join(ALLOWED)})")
+            raise _fail(
+                label, str(key), f"unknown SLURM option {key!r} (allowed: {', '.join(ALLOWED)})"
+            )
         if key == "extra":
             lines.extend(_extra_lines(label, value))
             continue
@@ -98,12 +125,16 @@ def _extra_lines(label: str, value: Any) -> list[str]:
         if not isinstance(item, str) or not item.startswith("--"):
             raise _fail(label, "extra", f"invalid line {item!r}: each line must start with '--'")
         if any(c in item for c in "\n\r\0") or any(c.isspace() for c in item):
-            raise _fail(label, "extra", f"invalid line {item!r}: no whitespace or line breaks allowed")
+            raise _fail(
+                label, "extra", f"invalid line {item!r}: no whitespace or line breaks allowed"
+            )
         if not all(c.isprintable() for c in item):
             raise _fail(label, "extra", f"invalid line {item!r}: non-printable character")
         flag = item.split("=", 1)[0]
         if flag in _RESERVED:
-            raise _fail(label, "extra", f"{flag} is set by autopot and cannot be given in extra lines")
+            raise _fail(
+                label, "extra", f"{flag} is set by autopot and cannot be given in extra lines"
+            )
         out.append(f"#SBATCH {item}")
     return out
 

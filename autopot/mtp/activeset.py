@@ -50,8 +50,14 @@ class MaxVol:
     def coefficients(self, rows: np.ndarray) -> np.ndarray:
         return rows @ self.ainv
 
-    def maximize(self, rows: np.ndarray, owners: np.ndarray, *, threshold: float,
-                 swap_limit: int | None = None) -> int:
+    def maximize(
+        self,
+        rows: np.ndarray,
+        owners: np.ndarray,
+        *,
+        threshold: float,
+        swap_limit: int | None = None,
+    ) -> int:
         """Swap pool rows into A while max |c| > ``threshold``; returns the swap count.
 
         Exactly MLIP-2's ``MaxVol::MaximizeVol``: the first maximal |c| in row-major order
@@ -112,8 +118,9 @@ def _rows_job(args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     g = np.abs(rows @ ainv).max(axis=1) if len(rows) else np.zeros(0)
     if per_atom:
         off = np.concatenate([[0], np.cumsum(res.natoms)])
-        grades = np.array([g[off[k]:off[k + 1]].max() if res.natoms[k] else 0.0
-                           for k in range(len(images))])
+        grades = np.array(
+            [g[off[k] : off[k + 1]].max() if res.natoms[k] else 0.0 for k in range(len(images))]
+        )
         return grades, g, res.natoms
     return g, res.energies, res.natoms
 
@@ -230,8 +237,9 @@ def _map_batches(arr: MTPArrays, images: Sequence, per_atom: bool, ainv, n_jobs:
         workers = min(n_jobs, len(jobs))
         _FORKED_JOBS[:] = jobs
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
-                                     initializer=worker_init) as pool:
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=mp.get_context("fork"), initializer=worker_init
+            ) as pool:
                 chunk = -(-len(jobs) // (2 * workers))
                 return list(pool.map(_forked_job, range(len(jobs)), chunksize=chunk))
         finally:
@@ -240,8 +248,9 @@ def _map_batches(arr: MTPArrays, images: Sequence, per_atom: bool, ainv, n_jobs:
         return [_rows_job(j) for j in jobs]
 
 
-def jacobian_rows(arr: MTPArrays, images: Sequence, mode: str = "configuration",
-                  n_jobs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def jacobian_rows(
+    arr: MTPArrays, images: Sequence, mode: str = "configuration", n_jobs: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Active-set rows of ``images`` and, per row, the index of its configuration."""
     per_atom = _check_mode(mode)
     parts = _map_batches(arr, images, per_atom, None, n_jobs)
@@ -255,8 +264,9 @@ def jacobian_rows(arr: MTPArrays, images: Sequence, mode: str = "configuration",
 
 def _check_mode(mode: str) -> bool:
     if mode not in MODES:
-        raise MTPError(f"grading mode must be one of {', '.join(MODES)}, got {mode!r}",
-                       field="mode")
+        raise MTPError(
+            f"grading mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode"
+        )
     return mode == "neighborhood"
 
 
@@ -272,15 +282,28 @@ class ActiveSet:
     meta: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, arr: MTPArrays, training: Sequence, *, mode: str = "configuration",
-              pot_sha256: str = "", eps: float = INIT_THRESHOLD,
-              swap_threshold: float = SWAP_THRESHOLD, n_jobs: int | None = None) -> ActiveSet:
+    def build(
+        cls,
+        arr: MTPArrays,
+        training: Sequence,
+        *,
+        mode: str = "configuration",
+        pot_sha256: str = "",
+        eps: float = INIT_THRESHOLD,
+        swap_threshold: float = SWAP_THRESHOLD,
+        n_jobs: int | None = None,
+    ) -> ActiveSet:
         """Select the active set from the training set (``mlp calc-grade``'s first step)."""
         rows, owners = jacobian_rows(arr, training, mode, n_jobs)
         mv = MaxVol.start(arr.nparams, eps)
         mv.maximize(rows, owners, threshold=swap_threshold)
-        return cls(maxvol=mv, mode=mode, pot_sha256=pot_sha256,
-                   training_fingerprint=fingerprint(training), n_training=len(training))
+        return cls(
+            maxvol=mv,
+            mode=mode,
+            pot_sha256=pot_sha256,
+            training_fingerprint=fingerprint(training),
+            n_training=len(training),
+        )
 
     def grade(self, arr: MTPArrays, images: Sequence, n_jobs: int | None = None) -> np.ndarray:
         """Extrapolation grade (max |c|) of each configuration."""
@@ -308,11 +331,21 @@ class ActiveSet:
         from autopot.atomic import atomic_write_bytes
 
         buf = io.BytesIO()
-        meta = {"format": FORMAT_VERSION, "mode": self.mode, "pot_sha256": self.pot_sha256,
-                "training_fingerprint": self.training_fingerprint,
-                "n_training": self.n_training, **self.meta}
-        np.savez_compressed(buf, a=self.maxvol.a, ainv=self.maxvol.ainv,
-                            owner=self.maxvol.owner, meta=np.array(json.dumps(meta)))
+        meta = {
+            "format": FORMAT_VERSION,
+            "mode": self.mode,
+            "pot_sha256": self.pot_sha256,
+            "training_fingerprint": self.training_fingerprint,
+            "n_training": self.n_training,
+            **self.meta,
+        }
+        np.savez_compressed(
+            buf,
+            a=self.maxvol.a,
+            ainv=self.maxvol.ainv,
+            owner=self.maxvol.owner,
+            meta=np.array(json.dumps(meta)),
+        )
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
@@ -326,16 +359,24 @@ class ActiveSet:
                 meta = json.loads(str(z["meta"]))
                 mv = MaxVol(a=z["a"], ainv=z["ainv"], owner=z["owner"])
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-            raise MTPError(f"not a readable active-set file ({exc.__class__.__name__})",
-                           file=path) from None
+            raise MTPError(
+                f"not a readable active-set file ({exc.__class__.__name__})", file=path
+            ) from None
         if meta.get("format") != FORMAT_VERSION:
             raise MTPError(f"unsupported active-set format {meta.get('format')!r}", file=path)
         n = mv.a.shape[0]
         if mv.a.shape != (n, n) or mv.ainv.shape != (n, n) or mv.owner.shape != (n,):
             raise MTPError("inconsistent matrix shapes", file=path)
-        extra = {k: v for k, v in meta.items()
-                 if k not in ("format", "mode", "pot_sha256", "training_fingerprint",
-                              "n_training")}
-        return cls(maxvol=mv, mode=meta["mode"], pot_sha256=meta["pot_sha256"],
-                   training_fingerprint=meta["training_fingerprint"],
-                   n_training=int(meta["n_training"]), meta=extra)
+        extra = {
+            k: v
+            for k, v in meta.items()
+            if k not in ("format", "mode", "pot_sha256", "training_fingerprint", "n_training")
+        }
+        return cls(
+            maxvol=mv,
+            mode=meta["mode"],
+            pot_sha256=meta["pot_sha256"],
+            training_fingerprint=meta["training_fingerprint"],
+            n_training=int(meta["n_training"]),
+            meta=extra,
+        )

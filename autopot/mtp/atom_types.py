@@ -35,8 +35,9 @@ def parse_atom_types(spec: str | Mapping[str, int], *, file: str | None = None) 
             sym, _, text = part.partition("=")
             items.append((sym.strip(), text.strip()))
     else:
-        raise MTPError(f"expected 'Mo=0,Ta=1' or a dict, got {type(spec).__name__}",
-                       file=file, field=FIELD)
+        raise MTPError(
+            f"expected 'Mo=0,Ta=1' or a dict, got {type(spec).__name__}", file=file, field=FIELD
+        )
     if not items:
         raise MTPError("empty mapping; expected e.g. 'Cu=0'", file=file, field=FIELD)
     out: dict[str, int] = {}
@@ -46,11 +47,13 @@ def parse_atom_types(spec: str | Mapping[str, int], *, file: str | None = None) 
         try:
             t = int(val)
         except (TypeError, ValueError):
-            raise MTPError(f"type of {sym} must be an integer, got {val!r}",
-                           file=file, field=FIELD) from None
+            raise MTPError(
+                f"type of {sym} must be an integer, got {val!r}", file=file, field=FIELD
+            ) from None
         if isinstance(val, float) and val != t or t < 0:
-            raise MTPError(f"type of {sym} must be a non-negative integer, got {val!r}",
-                           file=file, field=FIELD)
+            raise MTPError(
+                f"type of {sym} must be a non-negative integer, got {val!r}", file=file, field=FIELD
+            )
         if sym in out:
             raise MTPError(f"symbol {sym} given twice", file=file, field=FIELD)
         if t in out.values():
@@ -73,8 +76,9 @@ def number_to_type(atom_types: Mapping[str, int]) -> dict[int, int]:
     return {atomic_numbers[s]: t for s, t in atom_types.items()}
 
 
-def species_list(atom_types: Mapping[str, int], species_count: int, *, file: str | None = None
-                 ) -> list[int]:
+def species_list(
+    atom_types: Mapping[str, int], species_count: int, *, file: str | None = None
+) -> list[int]:
     """Atomic numbers indexed by MTP type, as motep's ``MTPData.species`` wants them.
 
     Types of the potential that the mapping does not name get placeholder numbers that no
@@ -85,7 +89,10 @@ def species_list(atom_types: Mapping[str, int], species_count: int, *, file: str
     too_big = sorted(t for t in t2n if t >= species_count)
     if too_big:
         sym = [s for s, t in atom_types.items() if t == too_big[0]][0]
-        raise MTPError(f"{sym}={too_big[0]} but the potential has species_count = "
-                       f"{species_count} (types 0..{species_count - 1})",
-                       file=file, field=FIELD)
+        raise MTPError(
+            f"{sym}={too_big[0]} but the potential has species_count = "
+            f"{species_count} (types 0..{species_count - 1})",
+            file=file,
+            field=FIELD,
+        )
     return [t2n.get(t, -1 - t) for t in range(species_count)]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 class MlpFailed(MTPError, CalculationError):
     """The mlp binary ran on valid input and failed: a calculation failure, not bad input."""
 
+
 log = logging.getLogger(__name__)
 
 PathLike = str | Path
@@ -91,8 +92,14 @@ def _file_of(configs: Configs) -> str | None:
     return str(configs) if isinstance(configs, str | Path) else None
 
 
-def check_species(images: Sequence[Atoms], atom_types: Mapping[str, int], species_count: int,
-                  *, file: str | None, pot: PathLike) -> None:
+def check_species(
+    images: Sequence[Atoms],
+    atom_types: Mapping[str, int],
+    species_count: int,
+    *,
+    file: str | None,
+    pot: PathLike,
+) -> None:
     """Every element must be mapped, and mapped to a type the potential has."""
     from ase.data import chemical_symbols
 
@@ -103,11 +110,15 @@ def check_species(images: Sequence[Atoms], atom_types: Mapping[str, int], specie
         if bad:
             sym = chemical_symbols[bad[0]]
             if sym in atom_types:
-                msg = (f"configuration {k} contains {sym} (type {atom_types[sym]}) but the "
-                       f"potential {pot} has species_count = {species_count}")
+                msg = (
+                    f"configuration {k} contains {sym} (type {atom_types[sym]}) but the "
+                    f"potential {pot} has species_count = {species_count}"
+                )
             else:
-                msg = (f"configuration {k} contains {sym}, which atom_types "
-                       f"{','.join(f'{s}={t}' for s, t in atom_types.items())} does not map")
+                msg = (
+                    f"configuration {k} contains {sym}, which atom_types "
+                    f"{','.join(f'{s}={t}' for s, t in atom_types.items())} does not map"
+                )
             raise MTPError(msg, file=file, field="atom_types")
 
 
@@ -117,22 +128,41 @@ class MTPBackend(ABC):
     name = "abstract"
 
     @abstractmethod
-    def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
-              atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
-              **train_args: Any) -> TrainResult: ...
+    def train(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        out_pot: PathLike,
+        *,
+        atom_types: str | Mapping[str, int],
+        workdir: PathLike | None = None,
+        **train_args: Any,
+    ) -> TrainResult: ...
 
     @abstractmethod
-    def calc_efs(self, pot: PathLike, configs: Configs,
-                 atom_types: str | Mapping[str, int]) -> list[Atoms]: ...
+    def calc_efs(
+        self, pot: PathLike, configs: Configs, atom_types: str | Mapping[str, int]
+    ) -> list[Atoms]: ...
 
     @abstractmethod
-    def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
-                   atom_types: str | Mapping[str, int]) -> np.ndarray: ...
+    def calc_grade(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        configs: Configs,
+        atom_types: str | Mapping[str, int],
+    ) -> np.ndarray: ...
 
     @abstractmethod
-    def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
-                   atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
-                   limit: int | None = None) -> SelectResult: ...
+    def select_add(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        candidates: Configs,
+        atom_types: str | Mapping[str, int],
+        threshold: float = SELECT_THRESHOLD,
+        limit: int | None = None,
+    ) -> SelectResult: ...
 
 
 # ----------------------------------------------------------------------------------------
@@ -150,9 +180,15 @@ def load_potential(pot: PathLike, atom_types: Mapping[str, int], *, trained: boo
     return data
 
 
-def get_active_set(pot: PathLike, training: Sequence[Atoms], atom_types: Mapping[str, int], *,
-                   mode: str = "configuration", n_jobs: int | None = None,
-                   save: bool = False) -> ActiveSet:
+def get_active_set(
+    pot: PathLike,
+    training: Sequence[Atoms],
+    atom_types: Mapping[str, int],
+    *,
+    mode: str = "configuration",
+    n_jobs: int | None = None,
+    save: bool = False,
+) -> ActiveSet:
     """The active set of ``pot`` for ``training``: from ``<pot>.als.npz`` when that file
     matches both (sha256 of the potential, fingerprint of the training set), else built."""
     from .activeset import fingerprint
@@ -169,9 +205,12 @@ def get_active_set(pot: PathLike, training: Sequence[Atoms], atom_types: Mapping
         except MTPError as exc:
             log.warning("ignoring active set: %s", exc)
         else:
-            if (als.pot_sha256 == sha and als.mode == mode
-                    and als.training_fingerprint == fingerprint(training)
-                    and als.maxvol.a.shape[0] == arr.nparams):
+            if (
+                als.pot_sha256 == sha
+                and als.mode == mode
+                and als.training_fingerprint == fingerprint(training)
+                and als.maxvol.a.shape[0] == arr.nparams
+            ):
                 return als
     als = ActiveSet.build(arr, training, mode=mode, pot_sha256=sha, n_jobs=n_jobs)
     if save:
@@ -304,9 +343,16 @@ class MotepBackend(MTPBackend):
         self.n_jobs = n_jobs
         self.mode = mode
 
-    def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
-              atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
-              **train_args: Any) -> TrainResult:
+    def train(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        out_pot: PathLike,
+        *,
+        atom_types: str | Mapping[str, int],
+        workdir: PathLike | None = None,
+        **train_args: Any,
+    ) -> TrainResult:
         """LLS for the linear coefficients, then scipy BFGS on all of them until converged
         (``conv_tol``) or ``max_iter``; options, defaults and ranges from
         :data:`.train_options.TRAIN_OPTIONS`.  Writes ``out_pot`` and its active set."""
@@ -322,26 +368,34 @@ class MotepBackend(MTPBackend):
         if not images:
             raise MTPError("training set is empty", file=_file_of(training_set))
         data = load_potential(pot, types, trained=False)
-        check_species(images, types, int(data.species_count), file=_file_of(training_set),
-                      pot=pot)
+        check_species(images, types, int(data.species_count), file=_file_of(training_set), pot=pot)
         for k, a in enumerate(images):
             if a.calc is None or "energy" not in a.calc.results:
-                raise MTPError(f"configuration {k} has no energy", file=_file_of(training_set),
-                               field="Energy")
+                raise MTPError(
+                    f"configuration {k} has no energy", file=_file_of(training_set), field="Energy"
+                )
         t0 = time.perf_counter()
         work = [a.copy() for a in images]
         for w, a in zip(work, images, strict=True):  # motep replaces .calc, keep ours intact
             from ase.calculators.singlepoint import SinglePointCalculator
 
-            w.calc = SinglePointCalculator(w, **{k: np.copy(v) for k, v in a.calc.results.items()
-                                                  if k in ("energy", "forces", "stress")})
+            w.calc = SinglePointCalculator(
+                w,
+                **{
+                    k: np.copy(v)
+                    for k, v in a.calc.results.items()
+                    if k in ("energy", "forces", "stress")
+                },
+            )
         max_iter, method = opt["max_iter"], opt["method"]
         rng = np.random.default_rng(opt["seed"])
         fresh = not is_trained(data)
         data.initialize(rng)
-        setting = LossSetting(energy_weight=opt["energy_weight"],
-                              forces_weight=opt["force_weight"],
-                              stress_weight=opt["stress_weight"])
+        setting = LossSetting(
+            energy_weight=opt["energy_weight"],
+            forces_weight=opt["force_weight"],
+            stress_weight=opt["stress_weight"],
+        )
         steps: list[dict] = []
         nit: int | None = None
         if opt["lls"] and fresh:
@@ -357,16 +411,30 @@ class MotepBackend(MTPBackend):
             data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
             stop = ConvergenceStop(opt["conv_tol"])
             with ShardedLoss(work, data, setting, n_jobs=self.n_jobs) as fun:
-                res = minimize(fun, data.parameters, jac=True, method=method, options=opts,
-                               callback=stop)
+                res = minimize(
+                    fun, data.parameters, jac=True, method=method, options=opts, callback=stop
+                )
             data.parameters = res.x
             nit = int(res.nit)
-            steps.append({"method": method, "options": opts, "nit": nit,
-                          "nfev": int(res.nfev), "loss": float(res.fun),
-                          "converged": stop.converged, "conv_tol": opt["conv_tol"],
-                          "shards": fun.n_shards})
-            log.info("%s: %d iterations, loss %.6g%s", method, nit, float(res.fun),
-                     " (converged)" if stop.converged else "")
+            steps.append(
+                {
+                    "method": method,
+                    "options": opts,
+                    "nit": nit,
+                    "nfev": int(res.nfev),
+                    "loss": float(res.fun),
+                    "converged": stop.converged,
+                    "conv_tol": opt["conv_tol"],
+                    "shards": fun.n_shards,
+                }
+            )
+            log.info(
+                "%s: %d iterations, loss %.6g%s",
+                method,
+                nit,
+                float(res.fun),
+                " (converged)" if stop.converged else "",
+            )
         # after LLS-only runs ``optimized`` is the last step's subset: reset for grading
         data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
         out_pot = Path(out_pot)
@@ -384,15 +452,31 @@ class MotepBackend(MTPBackend):
 
             Path(workdir).mkdir(parents=True, exist_ok=True)
             logpath = Path(workdir) / "train_errors.json"
-            logpath.write_text(json.dumps({"errors": errors, "n_configs": len(images),
-                                           "wall_seconds": wall, "steps": steps}, indent=1))
-        return TrainResult(potential=out_pot, errors=errors, n_configs=len(images),
-                           wall_seconds=wall, active_set=als_path,
-                           workdir=Path(workdir) if workdir else None, log=logpath,
-                           iterations=nit)
+            logpath.write_text(
+                json.dumps(
+                    {
+                        "errors": errors,
+                        "n_configs": len(images),
+                        "wall_seconds": wall,
+                        "steps": steps,
+                    },
+                    indent=1,
+                )
+            )
+        return TrainResult(
+            potential=out_pot,
+            errors=errors,
+            n_configs=len(images),
+            wall_seconds=wall,
+            active_set=als_path,
+            workdir=Path(workdir) if workdir else None,
+            log=logpath,
+            iterations=nit,
+        )
 
-    def calc_efs(self, pot: PathLike, configs: Configs,
-                 atom_types: str | Mapping[str, int]) -> list[Atoms]:
+    def calc_efs(
+        self, pot: PathLike, configs: Configs, atom_types: str | Mapping[str, int]
+    ) -> list[Atoms]:
         """Energies, forces, stresses (motep ``cext`` engine) on copies of ``configs``."""
         from ase.calculators.singlepoint import SinglePointCalculator
         from motep.calculator import MTP
@@ -419,23 +503,34 @@ class MotepBackend(MTPBackend):
         train = load_configs(training_set, types, "training_set")
         images = load_configs(configs, types, what)
         data = load_potential(pot, types)
-        check_species(train, types, int(data.species_count), file=_file_of(training_set),
-                      pot=pot)
+        check_species(train, types, int(data.species_count), file=_file_of(training_set), pot=pot)
         check_species(images, types, int(data.species_count), file=_file_of(configs), pot=pot)
         arr = MTPArrays.from_mtp(data, data.species)
         als = get_active_set(pot, train, types, mode=self.mode, n_jobs=self.n_jobs)
         return types, train, images, arr, als
 
-    def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
-                   atom_types: str | Mapping[str, int]) -> np.ndarray:
+    def calc_grade(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        configs: Configs,
+        atom_types: str | Mapping[str, int],
+    ) -> np.ndarray:
         """Extrapolation grade of every configuration (as ``mlp calc-grade``)."""
         _, _, images, arr, als = self._prepare(pot, training_set, configs, atom_types, "configs")
         return als.grade(arr, images, n_jobs=self.n_jobs)
 
-    def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
-                   atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
-                   limit: int | None = None, *,
-                   swap_threshold: float = SWAP_THRESHOLD) -> SelectResult:
+    def select_add(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        candidates: Configs,
+        atom_types: str | Mapping[str, int],
+        threshold: float = SELECT_THRESHOLD,
+        limit: int | None = None,
+        *,
+        swap_threshold: float = SWAP_THRESHOLD,
+    ) -> SelectResult:
         """``mlp select-add``: if any candidate grades above ``threshold``, swap candidate
         rows into the active set one at a time (each swap updates A^-1, so copies of an
         already-selected configuration drop to grade ~1), while max |c| > swap_threshold;
@@ -444,8 +539,9 @@ class MotepBackend(MTPBackend):
             raise MTPError(f"threshold must be > 1, got {threshold}", field="threshold")
         if limit is not None and limit < 0:
             raise MTPError(f"limit must be >= 0, got {limit}", field="limit")
-        _, _, images, arr, als = self._prepare(pot, training_set, candidates, atom_types,
-                                               "candidates")
+        _, _, images, arr, als = self._prepare(
+            pot, training_set, candidates, atom_types, "candidates"
+        )
         if not images:
             return SelectResult(indices=np.zeros(0, dtype=int), grades=np.zeros(0), selected=[])
         rows, owners = jacobian_rows(arr, images, als.mode, self.n_jobs)
@@ -453,8 +549,9 @@ class MotepBackend(MTPBackend):
         grades = np.zeros(len(images))
         np.maximum.at(grades, owners, c)
         offset = 1 << 40
-        mv = MaxVol(a=als.maxvol.a.copy(), ainv=als.maxvol.ainv.copy(),
-                    owner=als.maxvol.owner.copy())
+        mv = MaxVol(
+            a=als.maxvol.a.copy(), ainv=als.maxvol.ainv.copy(), owner=als.maxvol.owner.copy()
+        )
         if grades.max() > threshold:
             mv.maximize(rows, owners + offset, threshold=swap_threshold, swap_limit=limit)
         chosen = np.unique(mv.owner[mv.owner >= offset] - offset).astype(int)
@@ -479,10 +576,13 @@ class MlpBackend(MTPBackend):
         """``launcher`` prefixes ``mlp train``, e.g. ``["mpirun", "-n", "4"]`` or ``["srun"]``
         (from the run space: ``mtp_backend: {name: mlp, binary: ..., launcher: [...]}``)."""
         self.binary = self.resolve(binary)
-        if isinstance(launcher, str) or (launcher is not None and not all(
-                isinstance(a, str | int) for a in launcher)):
-            raise MTPError("launcher must be a list of arguments, not a shell string",
-                           field="mtp_backend.launcher")
+        if isinstance(launcher, str) or (
+            launcher is not None and not all(isinstance(a, str | int) for a in launcher)
+        ):
+            raise MTPError(
+                "launcher must be a list of arguments, not a shell string",
+                field="mtp_backend.launcher",
+            )
         self.launcher = [str(a) for a in launcher] if launcher else []
 
     @staticmethod
@@ -493,8 +593,11 @@ class MlpBackend(MTPBackend):
             found = os.path.abspath(name)
         if found is None:
             where = "on PATH" if binary is None else "(check mlp_binary in the configuration)"
-            raise MTPError(f"MLIP-2 binary {name!r} not found {where}; install MLIP-2 or use "
-                           "the motep backend", field="mlp_binary")
+            raise MTPError(
+                f"MLIP-2 binary {name!r} not found {where}; install MLIP-2 or use "
+                "the motep backend",
+                field="mlp_binary",
+            )
         return found
 
     def command(self, cmd: str, *args: PathLike, **options: Any) -> list[str]:
@@ -515,14 +618,21 @@ class MlpBackend(MTPBackend):
         cmd = argv[argv.index(self.binary) + 1]
         logfile = workdir / f"mlp_{cmd}.log"
         with open(logfile, "w", encoding="utf-8") as fh:
-            proc = subprocess.run(argv, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, check=False)
+            proc = subprocess.run(
+                argv,
+                cwd=workdir,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
         text = logfile.read_text(encoding="utf-8", errors="replace")
         failed = any(ln.strip().startswith(("ERROR:", "ERROR ")) for ln in text.splitlines())
         if proc.returncode != 0 or failed:
             last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(no output)"]
-            raise MlpFailed(f"mlp {cmd} failed (exit {proc.returncode}): {last[0][:200]}",
-                           file=str(logfile))
+            raise MlpFailed(
+                f"mlp {cmd} failed (exit {proc.returncode}): {last[0][:200]}", file=str(logfile)
+            )
         return text
 
     @staticmethod
@@ -536,8 +646,9 @@ class MlpBackend(MTPBackend):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise MTPError(f"cannot create the mlp work directory: {exc.strerror}",
-                           file=str(path)) from None
+            raise MTPError(
+                f"cannot create the mlp work directory: {exc.strerror}", file=str(path)
+            ) from None
         return path
 
     @contextmanager
@@ -550,8 +661,9 @@ class MlpBackend(MTPBackend):
             shutil.rmtree(wd, ignore_errors=True)
 
     @staticmethod
-    def _as_cfg(configs: Configs, types: Mapping[str, int], path: Path, what: str
-                ) -> tuple[Path, list[Atoms]]:
+    def _as_cfg(
+        configs: Configs, types: Mapping[str, int], path: Path, what: str
+    ) -> tuple[Path, list[Atoms]]:
         from .cfg import write_cfg
 
         images = load_configs(configs, types, what)
@@ -567,43 +679,73 @@ class MlpBackend(MTPBackend):
             return alt
         raise MTPError("mlp wrote no output file", file=str(path))
 
-    def train(self, pot: PathLike, training_set: Configs, out_pot: PathLike, *,
-              atom_types: str | Mapping[str, int], workdir: PathLike | None = None,
-              **train_args: Any) -> TrainResult:
+    def train(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        out_pot: PathLike,
+        *,
+        atom_types: str | Mapping[str, int],
+        workdir: PathLike | None = None,
+        **train_args: Any,
+    ) -> TrainResult:
         """``mlp train`` with the options of :data:`.train_options.TRAIN_OPTIONS` mapped to
         mlp's flags (``seed`` has no mlp counterpart; ``method`` must be BFGS)."""
         opt = resolve_train_args(train_args)
         if opt["method"] != "BFGS":
-            raise MTPError(f"mlp trains with BFGS only, not {opt['method']!r}",
-                           field="train_args.method")
+            raise MTPError(
+                f"mlp trains with BFGS only, not {opt['method']!r}", field="train_args.method"
+            )
         types = parse_atom_types(atom_types)
         wd = self._workdir(workdir, "train")
         ts, images = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
         out_pot = Path(out_pot).resolve()
         t0 = time.perf_counter()
-        argv = self.command("train", Path(pot).resolve(), ts, trained_pot_name=out_pot,
-                            max_iter=opt["max_iter"], bfgs_conv_tol=opt["conv_tol"],
-                            energy_weight=opt["energy_weight"],
-                            force_weight=opt["force_weight"],
-                            stress_weight=opt["stress_weight"], skip_preinit=not opt["lls"])
+        argv = self.command(
+            "train",
+            Path(pot).resolve(),
+            ts,
+            trained_pot_name=out_pot,
+            max_iter=opt["max_iter"],
+            bfgs_conv_tol=opt["conv_tol"],
+            energy_weight=opt["energy_weight"],
+            force_weight=opt["force_weight"],
+            stress_weight=opt["stress_weight"],
+            skip_preinit=not opt["lls"],
+        )
         text = self.run(argv, wd)
         errors = parse_mlp_errors(text)
         start = text.rfind("BFGS iterations count set to")  # after the pre-training
-        iters = [ln for ln in text[max(start, 0):].splitlines()
-                 if start >= 0 and ln.startswith("BFGS iter ")]
+        iters = [
+            ln
+            for ln in text[max(start, 0) :].splitlines()
+            if start >= 0 and ln.startswith("BFGS iter ")
+        ]
         als_path = None
         if opt["save_active_set"]:
             from .mtpfile import activeset_path
 
             get_active_set(out_pot, images, types, save=True)
             als_path = activeset_path(out_pot)
-        return TrainResult(potential=out_pot, errors=errors, n_configs=len(images),
-                           wall_seconds=time.perf_counter() - t0, active_set=als_path,
-                           workdir=wd, log=wd / "mlp_train.log",
-                           iterations=len(iters) if iters else None)
+        return TrainResult(
+            potential=out_pot,
+            errors=errors,
+            n_configs=len(images),
+            wall_seconds=time.perf_counter() - t0,
+            active_set=als_path,
+            workdir=wd,
+            log=wd / "mlp_train.log",
+            iterations=len(iters) if iters else None,
+        )
 
-    def calc_efs(self, pot: PathLike, configs: Configs, atom_types: str | Mapping[str, int],
-                 *, workdir: PathLike | None = None) -> list[Atoms]:
+    def calc_efs(
+        self,
+        pot: PathLike,
+        configs: Configs,
+        atom_types: str | Mapping[str, int],
+        *,
+        workdir: PathLike | None = None,
+    ) -> list[Atoms]:
         from .cfg import read_cfg
 
         types = parse_atom_types(atom_types)
@@ -612,24 +754,46 @@ class MlpBackend(MTPBackend):
             self.run(self.command("calc-efs", Path(pot).resolve(), inp, wd / "out.cfg"), wd)
             return read_cfg(self._output(wd / "out.cfg"), types)
 
-    def calc_grade(self, pot: PathLike, training_set: Configs, configs: Configs,
-                   atom_types: str | Mapping[str, int], *,
-                   workdir: PathLike | None = None) -> np.ndarray:
+    def calc_grade(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        configs: Configs,
+        atom_types: str | Mapping[str, int],
+        *,
+        workdir: PathLike | None = None,
+    ) -> np.ndarray:
         from .cfg import read_cfg
 
         types = parse_atom_types(atom_types)
         with self._scratch(workdir, "grade") as wd:
             ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
             inp, _ = self._as_cfg(configs, types, wd / "in.cfg", "configs")
-            self.run(self.command("calc-grade", Path(pot).resolve(), ts, inp, wd / "out.cfg",
-                                  als_filename=wd / "state.als"), wd)
+            self.run(
+                self.command(
+                    "calc-grade",
+                    Path(pot).resolve(),
+                    ts,
+                    inp,
+                    wd / "out.cfg",
+                    als_filename=wd / "state.als",
+                ),
+                wd,
+            )
             out = read_cfg(self._output(wd / "out.cfg"), types)
             return grades_from_cfg(out, self._output(wd / "out.cfg"))
 
-    def select_add(self, pot: PathLike, training_set: Configs, candidates: Configs,
-                   atom_types: str | Mapping[str, int], threshold: float = SELECT_THRESHOLD,
-                   limit: int | None = None, *,
-                   workdir: PathLike | None = None) -> SelectResult:
+    def select_add(
+        self,
+        pot: PathLike,
+        training_set: Configs,
+        candidates: Configs,
+        atom_types: str | Mapping[str, int],
+        threshold: float = SELECT_THRESHOLD,
+        limit: int | None = None,
+        *,
+        workdir: PathLike | None = None,
+    ) -> SelectResult:
         from .cfg import read_cfg, write_cfg
 
         types = parse_atom_types(atom_types)
@@ -644,11 +808,17 @@ class MlpBackend(MTPBackend):
             grades = self.calc_grade(pot, training_set, tagged, types, workdir=wd / "grade")
             ts, _ = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")
             write_cfg(wd / "candidates.cfg", tagged, types)
-            argv = self.command("select-add", Path(pot).resolve(), ts, wd / "candidates.cfg",
-                                wd / "diff.cfg", select_threshold=threshold,
-                                selection_limit=limit if limit else None,
-                                als_filename=wd / "state.als",
-                                selected_filename=wd / "selected.cfg")
+            argv = self.command(
+                "select-add",
+                Path(pot).resolve(),
+                ts,
+                wd / "candidates.cfg",
+                wd / "diff.cfg",
+                select_threshold=threshold,
+                selection_limit=limit if limit else None,
+                als_filename=wd / "state.als",
+                selected_filename=wd / "selected.cfg",
+            )
             self.run(argv, wd)
             diff = read_cfg(self._output(wd / "diff.cfg"), types)
             idx = indices_from_cfg(diff, wd / "diff.cfg")
@@ -660,8 +830,9 @@ def grades_from_cfg(images: Sequence[Atoms], path: PathLike) -> np.ndarray:
     out = np.empty(len(images))
     for k, a in enumerate(images):
         if "MV_grade" not in a.info:
-            raise MTPError(f"configuration {k} has no MV_grade feature", file=str(path),
-                           field="MV_grade")
+            raise MTPError(
+                f"configuration {k} has no MV_grade feature", file=str(path), field="MV_grade"
+            )
         out[k] = float(a.info["MV_grade"])
     return out
 
@@ -671,14 +842,16 @@ def indices_from_cfg(images: Sequence[Atoms], path: PathLike) -> np.ndarray:
     idx = []
     for k, a in enumerate(images):
         if "autopot_index" not in a.info:
-            raise MTPError(f"configuration {k} lost its autopot_index feature", file=str(path),
-                           field="autopot_index")
+            raise MTPError(
+                f"configuration {k} lost its autopot_index feature",
+                file=str(path),
+                field="autopot_index",
+            )
         idx.append(int(a.info["autopot_index"]))
     return np.array(sorted(set(idx)), dtype=int)
 
 
-def get_backend(name: str = "motep", mlp_binary: str | None = None, **options: Any
-                ) -> MTPBackend:
+def get_backend(name: str = "motep", mlp_binary: str | None = None, **options: Any) -> MTPBackend:
     """``"motep"`` (default) or ``"mlp"`` (binary from ``mlp_binary`` or PATH)."""
     if name == "motep":
         return MotepBackend(**options)

@@ -30,10 +30,17 @@ class GradingMTP(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "grade"]
 
-    def __init__(self, pot: str | Path, training_set: str | Path | Sequence[Atoms],
-                 atom_types: str | Mapping[str, int], *, grade_every: int = 1,
-                 mode: str = "configuration", active_set: ActiveSet | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        pot: str | Path,
+        training_set: str | Path | Sequence[Atoms],
+        atom_types: str | Mapping[str, int],
+        *,
+        grade_every: int = 1,
+        mode: str = "configuration",
+        active_set: ActiveSet | None = None,
+        **kwargs: Any,
+    ) -> None:
         from motep.calculator import MTP
 
         from .backend import check_species, get_active_set, load_configs, load_potential
@@ -41,16 +48,21 @@ class GradingMTP(Calculator):
 
         super().__init__(**kwargs)
         if not isinstance(grade_every, int) or grade_every < 1:
-            raise MTPError(f"grade_every must be a positive integer, got {grade_every!r}",
-                           field="grade_every")
+            raise MTPError(
+                f"grade_every must be a positive integer, got {grade_every!r}", field="grade_every"
+            )
         self.atom_types = parse_atom_types(atom_types)
         self.data = load_potential(pot, self.atom_types)
         self.arrays = MTPArrays.from_mtp(self.data, self.data.species)
         if active_set is None:
             train = load_configs(training_set, self.atom_types, "training_set")
-            check_species(train, self.atom_types, int(self.data.species_count),
-                          file=str(training_set) if isinstance(training_set, str | Path)
-                          else None, pot=pot)
+            check_species(
+                train,
+                self.atom_types,
+                int(self.data.species_count),
+                file=str(training_set) if isinstance(training_set, str | Path) else None,
+                pot=pot,
+            )
             active_set = get_active_set(pot, train, self.atom_types, mode=mode)
         self.active_set = active_set
         self.grade_every = grade_every
@@ -58,8 +70,12 @@ class GradingMTP(Calculator):
         self.last_grade: float | None = None
         self._mtp = MTP(self.data, engine="cext", mode="run")
 
-    def calculate(self, atoms: Atoms | None = None, properties: Sequence[str] = ("energy",),
-                  system_changes: Sequence[str] = all_changes) -> None:
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: Sequence[str] = ("energy",),
+        system_changes: Sequence[str] = all_changes,
+    ) -> None:
         super().calculate(atoms, properties, system_changes)
         self._mtp.calculate(self.atoms, list(properties), system_changes)
         res = dict(self._mtp.results)
@@ -84,11 +100,22 @@ class MDResult:
     grades: list[tuple[int, float]] = field(default_factory=list)
 
 
-def run_md_select(atoms: Atoms, pot: str | Path, training_set: str | Path | Sequence[Atoms],
-                  atom_types: str | Mapping[str, int], *, temperature_K: float,
-                  timestep_fs: float, steps: int, friction: float, seed: int,
-                  gamma_min: float, gamma_max: float, grade_every: int,
-                  mode: str = "configuration") -> MDResult:
+def run_md_select(
+    atoms: Atoms,
+    pot: str | Path,
+    training_set: str | Path | Sequence[Atoms],
+    atom_types: str | Mapping[str, int],
+    *,
+    temperature_K: float,
+    timestep_fs: float,
+    steps: int,
+    friction: float,
+    seed: int,
+    gamma_min: float,
+    gamma_max: float,
+    grade_every: int,
+    mode: str = "configuration",
+) -> MDResult:
     """Langevin MD with the MTP; collect snapshots with grade > ``gamma_min``, stop at
     the first grade > ``gamma_max``.  ``friction`` is in 1/fs; the input is not modified.
     No defaults: they live in tasks/md_select/bd.yaml, the one place they are declared."""
@@ -97,8 +124,9 @@ def run_md_select(atoms: Atoms, pot: str | Path, training_set: str | Path | Sequ
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
     if not 1.0 <= gamma_min < gamma_max:
-        raise MTPError(f"need 1 <= gamma_min < gamma_max, got {gamma_min} and {gamma_max}",
-                       field="gamma_min")
+        raise MTPError(
+            f"need 1 <= gamma_min < gamma_max, got {gamma_min} and {gamma_max}", field="gamma_min"
+        )
     if steps < 0 or timestep_fs <= 0 or temperature_K < 0:
         raise MTPError("steps, timestep_fs and temperature_K must be positive", field="md")
     work = atoms.copy()
@@ -106,8 +134,13 @@ def run_md_select(atoms: Atoms, pot: str | Path, training_set: str | Path | Sequ
     work.calc = calc
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=rng)
-    dyn = Langevin(work, timestep_fs * units.fs, temperature_K=temperature_K,
-                   friction=friction / units.fs, rng=rng)
+    dyn = Langevin(
+        work,
+        timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=friction / units.fs,
+        rng=rng,
+    )
     result = MDResult()
 
     def check(step: int) -> bool:

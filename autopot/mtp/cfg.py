@@ -26,8 +26,9 @@ def _num(text: str, path: str, lineno: int, what: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise MTPError(f"{what}: not a number: {text!r}", file=path,
-                       field=f"line {lineno}") from None
+        raise MTPError(
+            f"{what}: not a number: {text!r}", file=path, field=f"line {lineno}"
+        ) from None
 
 
 def _feature_value(text: str) -> int | float | str:
@@ -99,7 +100,7 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                 tok = lines[k].split()
                 k += 1
                 if len(tok) != 1 or not tok[0].isdigit() or int(tok[0]) < 1:
-                    raise err(f"Size: expected a positive integer, got {lines[k-1].strip()!r}", k)
+                    raise err(f"Size: expected a positive integer, got {lines[k - 1].strip()!r}", k)
                 size = int(tok[0])
             elif word in ("Supercell", "SuperCell"):
                 rows: list[list[float]] = []
@@ -123,11 +124,12 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                     raise err("AtomData: needs cartes_x/y/z or direct_x/y/z columns", k)
                 if k + size > n:
                     raise err(f"AtomData: expected {size} atom lines, file ends", n)
-                block = lines[k:k + size]
+                block = lines[k : k + size]
                 try:  # fast path: one numpy conversion for the whole block
                     data = np.array(" ".join(block).split(), dtype=float)
                     ok = data.size == size * len(cols) and all(
-                        len(ln.split()) == len(cols) for ln in block)
+                        len(ln.split()) == len(cols) for ln in block
+                    )
                 except ValueError:
                     ok = False
                 if ok:
@@ -139,8 +141,7 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                         tok = lines[k].split()
                         k += 1
                         if len(tok) != len(cols):
-                            raise err(f"AtomData: expected {len(cols)} columns, got {len(tok)}",
-                                      k)
+                            raise err(f"AtomData: expected {len(cols)} columns, got {len(tok)}", k)
                         for c, t in enumerate(tok):
                             data[a, c] = _num(t, path, k, f"AtomData {cols[c]}")
                 atomdata = {c: data[:, i] for i, c in enumerate(cols)}
@@ -149,9 +150,12 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                     raise err("AtomData: non-integer type", k)
                 unknown = sorted({int(t) for t in tcol} - set(t2n))
                 if unknown:
-                    raise MTPError(f"type {unknown[0]} used in the configuration at line "
-                                   f"{begin} is not in atom_types {_fmt(types)}",
-                                   file=path, field=f"line {begin}")
+                    raise MTPError(
+                        f"type {unknown[0]} used in the configuration at line "
+                        f"{begin} is not in atom_types {_fmt(types)}",
+                        file=path,
+                        field=f"line {begin}",
+                    )
             elif word == "Energy":
                 if k >= n:
                     raise err("Energy: value missing", k)
@@ -170,7 +174,9 @@ def read_cfg(path: str | Path, atom_types: str | Mapping[str, int]) -> list:
                 k += 1
                 if len(tok) != 6:
                     raise err("PlusStress: expected six numbers", k)
-                vals = {key: _num(t, path, k, "PlusStress") for key, t in zip(keys, tok, strict=False)}
+                vals = {
+                    key: _num(t, path, k, "PlusStress") for key, t in zip(keys, tok, strict=False)
+                }
                 stress = np.array([vals[v] for v in _VOIGT])
             elif word == "Feature":
                 parts = line.split(None, 2)
@@ -225,8 +231,9 @@ def _fmt(types: Mapping[str, int]) -> str:
     return ",".join(f"{s}={t}" for s, t in types.items())
 
 
-def format_cfg(atoms_list: Iterable, atom_types: str | Mapping[str, int], *,
-               file: str | None = None) -> str:
+def format_cfg(
+    atoms_list: Iterable, atom_types: str | Mapping[str, int], *, file: str | None = None
+) -> str:
     """Serialise configurations to MLIP-2 .cfg text (validates everything first)."""
     types = parse_atom_types(atom_types, file=file)
     n2t = number_to_type(types)
@@ -236,9 +243,12 @@ def format_cfg(atoms_list: Iterable, atom_types: str | Mapping[str, int], *,
         if missing:
             from ase.data import chemical_symbols
 
-            raise MTPError(f"configuration {idx} contains {chemical_symbols[missing[0]]}, "
-                           f"which atom_types {_fmt(types)} does not map",
-                           file=file, field="atom_types")
+            raise MTPError(
+                f"configuration {idx} contains {chemical_symbols[missing[0]]}, "
+                f"which atom_types {_fmt(types)} does not map",
+                file=file,
+                field="atom_types",
+            )
         results = dict(atoms.calc.results) if atoms.calc is not None else {}
         out.append("BEGIN_CFG\n Size\n")
         out.append(f"{len(atoms):6d}\n")
@@ -257,8 +267,10 @@ def format_cfg(atoms_list: Iterable, atom_types: str | Mapping[str, int], *,
         out.append(head + "\n")
         pos = atoms.positions
         for a in range(len(atoms)):
-            line = (f"    {a + 1:10d} {n2t[int(atoms.numbers[a])]:4d}"
-                    f" {pos[a, 0]:17.10f} {pos[a, 1]:17.10f} {pos[a, 2]:17.10f}")
+            line = (
+                f"    {a + 1:10d} {n2t[int(atoms.numbers[a])]:4d}"
+                f" {pos[a, 0]:17.10f} {pos[a, 1]:17.10f} {pos[a, 2]:17.10f}"
+            )
             if forces is not None:
                 f = forces[a]
                 line += f" {f[0]:15.10f} {f[1]:15.10f} {f[2]:15.10f}"
@@ -274,7 +286,9 @@ def format_cfg(atoms_list: Iterable, atom_types: str | Mapping[str, int], *,
             if s.shape == (3, 3):
                 s = s.flat[[0, 4, 8, 5, 2, 1]]
             plus = -s * atoms.get_volume()
-            out.append(" PlusStress:  xx          yy          zz          yz          xz          xy\n")
+            out.append(
+                " PlusStress:  xx          yy          zz          yz          xz          xy\n"
+            )
             out.append("    " + " ".join(f"{v:14.8f}" for v in plus) + "\n")
         for key, value in atoms.info.items():
             if isinstance(value, bool | int | float | np.integer | np.floating):

@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from ase import units
 
 from autopot.errors import MTPError
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-GPA_PER_EV_A3 = 160.21766208
+GPA_PER_EV_A3 = 1.0 / units.GPa  # 160.21766208, as MLIP-2 converts
 
 #: (MLIP-2 section title, key prefix, key suffix, has relative lines, count noun)
 SECTIONS = (
@@ -45,10 +46,15 @@ _ALIASES = {
     "Stresses (in pressure units)": "Stresses (in GPa)",
     "Stresses (in energy units)": "Stresses (in eV)",
 }
-_STATS = {"Maximal absolute difference": "max", "Average absolute difference": "mae",
-          "RMS absolute difference": "rmse", "Max(ForceDiff) / Max(Force)": "max_rel",
-          "RMS(ForceDiff) / RMS(Force)": "rmse_rel", "Max(StresDiff) / Max(Stres)": "max_rel",
-          "RMS(StresDiff) / RMS(Stres)": "rmse_rel"}
+_STATS = {
+    "Maximal absolute difference": "max",
+    "Average absolute difference": "mae",
+    "RMS absolute difference": "rmse",
+    "Max(ForceDiff) / Max(Force)": "max_rel",
+    "RMS(ForceDiff) / RMS(Force)": "rmse_rel",
+    "Max(StresDiff) / Max(Stres)": "max_rel",
+    "RMS(StresDiff) / RMS(Stres)": "rmse_rel",
+}
 
 
 def _full(voigt: np.ndarray) -> np.ndarray:
@@ -61,13 +67,15 @@ def _stats(diff: np.ndarray, ref: np.ndarray, dim: int) -> dict[str, float]:
     """MLIP-2's statistics of per-item difference norms ``diff`` (reference norms ``ref``)."""
     if diff.size == 0:
         return {}
-    out = {"max": float(diff.max()), "mae": float(diff.mean() / dim),
-           "rmse": float(np.sqrt(np.mean(diff**2) / dim))}
+    out = {
+        "max": float(diff.max()),
+        "mae": float(diff.mean() / dim),
+        "rmse": float(np.sqrt(np.mean(diff**2) / dim)),
+    }
     if ref.size:
         rmax, rrms = float(ref.max()), float(np.sqrt(np.mean(ref**2)))
         out["max_rel"] = out["max"] / rmax if rmax > 0 else float("nan")
-        out["rmse_rel"] = (float(np.sqrt(np.mean(diff**2))) / rrms if rrms > 0
-                           else float("nan"))
+        out["rmse_rel"] = float(np.sqrt(np.mean(diff**2))) / rrms if rrms > 0 else float("nan")
     return out
 
 
@@ -98,7 +106,7 @@ def compute_errors(reference: Sequence[Atoms], predicted: Sequence[Atoms]) -> di
             sref.append(rn * vol)
             dsg.append(dn * GPA_PER_EV_A3)
             sgref.append(rn * GPA_PER_EV_A3)
-    cat = (lambda x: np.concatenate(x) if x else np.zeros(0))  # noqa: E731
+    cat = lambda x: np.concatenate(x) if x else np.zeros(0)  # noqa: E731
     groups = {
         ("energy", ""): (np.array(de), np.zeros(0), 1),
         ("energy", "_per_atom"): (np.array(dea), np.zeros(0), 1),
@@ -141,8 +149,9 @@ def parse_mlp_errors(text: str) -> dict[str, float]:
         if line.startswith("Errors checked for "):
             words = line.split()
             if len(words) >= 4 and words[3].isdigit() and not suffix:
-                out[f"{'stress' if prefix.startswith('stress') else prefix}_count"] = \
-                    float(words[3])
+                out[f"{'stress' if prefix.startswith('stress') else prefix}_count"] = float(
+                    words[3]
+                )
             continue
         key, sep, val = (s.strip() for s in line.partition("="))
         stat = _STATS.get(key) if sep else None
@@ -165,21 +174,29 @@ def _g6(x: float) -> str:
 def format_mlp_errors(errors: dict[str, float]) -> str:
     """The "Errors report" block as ``mlp calc-errors``/``mlp train`` print it."""
     lines = ["_________________Errors report_________________"]
-    counts = {"energy": "energy_count", "forces": "forces_count", "stress_ev": "stress_count",
-              "stress": "stress_count"}
+    counts = {
+        "energy": "energy_count",
+        "forces": "forces_count",
+        "stress_ev": "stress_count",
+        "stress": "stress_count",
+    }
     for title, prefix, suffix, rel, noun in SECTIONS:
         n = int(errors.get(counts[prefix], 0))
         lines += [f"{title}:", f"\tErrors checked for {n} {noun}"]
-        for label, stat in (("Maximal absolute difference", "max"),
-                            ("Average absolute difference", "mae"),
-                            ("RMS     absolute difference", "rmse")):
+        for label, stat in (
+            ("Maximal absolute difference", "max"),
+            ("Average absolute difference", "mae"),
+            ("RMS     absolute difference", "rmse"),
+        ):
             lines.append(f"\t{label} = {_g6(errors.get(f'{prefix}_{stat}{suffix}', 0.0))}")
         if rel:
             what = "Force" if prefix == "forces" else "Stres"
-            lines.append(f"\tMax({what}Diff) / Max({what}) = "
-                         f"{_g6(errors.get(f'{prefix}_max_rel', 0.0))}")
-            lines.append(f"\tRMS({what}Diff) / RMS({what}) = "
-                         f"{_g6(errors.get(f'{prefix}_rmse_rel', 0.0))}")
+            lines.append(
+                f"\tMax({what}Diff) / Max({what}) = {_g6(errors.get(f'{prefix}_max_rel', 0.0))}"
+            )
+            lines.append(
+                f"\tRMS({what}Diff) / RMS({what}) = {_g6(errors.get(f'{prefix}_rmse_rel', 0.0))}"
+            )
         lines.append("")
     lines[-1] = "_______________________________________________"
     return "\n".join(lines) + "\n\n"  # MLIP-2 ends the block with an empty line

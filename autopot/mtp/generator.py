@@ -51,9 +51,12 @@ def _canon(mus: tuple[int, ...], edges: dict[tuple[int, int], int]):
     for parts in itertools.product(*(itertools.permutations(classes[k]) for k in keys)):
         perm = [v for part in parts for v in part]  # perm[new] = old
         pos = {old: new for new, old in enumerate(perm)}
-        key = (tuple(mus[perm[k]] for k in range(n)),
-               tuple(sorted((min(pos[i], pos[j]), max(pos[i], pos[j]), m)
-                            for (i, j), m in edges.items())))
+        key = (
+            tuple(mus[perm[k]] for k in range(n)),
+            tuple(
+                sorted((min(pos[i], pos[j]), max(pos[i], pos[j]), m) for (i, j), m in edges.items())
+            ),
+        )
         if best is None or key < best:
             best = key
     return best
@@ -155,8 +158,10 @@ def build_mtp_arrays(level: int) -> dict:
     nets = connected_networks(level)
     products = basis_products(level)
     polys = [_expand(mus, edges) for (mus, edges), _ in nets]
-    comps = sorted({c for p in polys for mono in p for c in mono},
-                   key=lambda c: (c[0], sum(c[1:]), tuple(-x for x in c[1:])))
+    comps = sorted(
+        {c for p in polys for mono in p for c in mono},
+        key=lambda c: (c[0], sum(c[1:]), tuple(-x for x in c[1:])),
+    )
     basic = {c: i for i, c in enumerate(comps)}
     times: list[tuple[int, int, int, int]] = []
     next_index = len(comps)
@@ -220,20 +225,24 @@ def build_mtp_arrays(level: int) -> dict:
     }
 
 
-def format_untrained_mtp(level: int, species_count: int, cutoff: float = 5.0,
-                         min_dist: float = 2.0, radial_basis_size: int = 8) -> str:
+def format_untrained_mtp(
+    level: int,
+    species_count: int,
+    cutoff: float = 5.0,
+    min_dist: float = 2.0,
+    radial_basis_size: int = 8,
+) -> str:
     """Text of an untrained MLIP-2 .mtp (no coefficients: trainers initialise them)."""
     if not isinstance(level, int) or not 2 <= level <= 28 or level % 2:
         raise MTPError(f"level must be an even integer in 2..28, got {level!r}", field="level")
     if not isinstance(species_count, int) or species_count < 1:
-        raise MTPError(f"species_count must be >= 1, got {species_count!r}",
-                       field="species_count")
+        raise MTPError(f"species_count must be >= 1, got {species_count!r}", field="species_count")
     if not 0 < min_dist < cutoff:
-        raise MTPError(f"need 0 < min_dist < cutoff, got {min_dist} and {cutoff}",
-                       field="cutoff")
+        raise MTPError(f"need 0 < min_dist < cutoff, got {min_dist} and {cutoff}", field="cutoff")
     if not isinstance(radial_basis_size, int) or radial_basis_size < 2:
-        raise MTPError(f"radial_basis_size must be >= 2, got {radial_basis_size!r}",
-                       field="radial_basis_size")
+        raise MTPError(
+            f"radial_basis_size must be >= 2, got {radial_basis_size!r}", field="radial_basis_size"
+        )
     arr = build_mtp_arrays(level)
 
     def fmt(rows: list) -> str:
@@ -241,31 +250,38 @@ def format_untrained_mtp(level: int, species_count: int, cutoff: float = 5.0,
             return "{" + ", ".join("{" + ", ".join(map(str, r)) + "}" for r in rows) + "}"
         return "{" + ", ".join(map(str, rows)) + "}"
 
-    return "\n".join([
-        "MTP",
-        "version = 1.1.0",
-        f"potential_name = MTP_level{level:02d}",
-        f"species_count = {species_count}",
-        "potential_tag = ",
-        "radial_basis_type = RBChebyshev",
-        f"\tmin_dist = {min_dist!r}",
-        f"\tmax_dist = {cutoff!r}",
-        f"\tradial_basis_size = {radial_basis_size}",
-        f"\tradial_funcs_count = {arr['radial_funcs_count']}",
-        f"alpha_moments_count = {arr['alpha_moments_count']}",
-        f"alpha_index_basic_count = {len(arr['alpha_index_basic'])}",
-        f"alpha_index_basic = {fmt(arr['alpha_index_basic'])}",
-        f"alpha_index_times_count = {len(arr['alpha_index_times'])}",
-        f"alpha_index_times = {fmt(arr['alpha_index_times'])}",
-        f"alpha_scalar_moments = {len(arr['alpha_moment_mapping'])}",
-        f"alpha_moment_mapping = {fmt(arr['alpha_moment_mapping'])}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "MTP",
+            "version = 1.1.0",
+            f"potential_name = MTP_level{level:02d}",
+            f"species_count = {species_count}",
+            "potential_tag = ",
+            "radial_basis_type = RBChebyshev",
+            f"\tmin_dist = {min_dist!r}",
+            f"\tmax_dist = {cutoff!r}",
+            f"\tradial_basis_size = {radial_basis_size}",
+            f"\tradial_funcs_count = {arr['radial_funcs_count']}",
+            f"alpha_moments_count = {arr['alpha_moments_count']}",
+            f"alpha_index_basic_count = {len(arr['alpha_index_basic'])}",
+            f"alpha_index_basic = {fmt(arr['alpha_index_basic'])}",
+            f"alpha_index_times_count = {len(arr['alpha_index_times'])}",
+            f"alpha_index_times = {fmt(arr['alpha_index_times'])}",
+            f"alpha_scalar_moments = {len(arr['alpha_moment_mapping'])}",
+            f"alpha_moment_mapping = {fmt(arr['alpha_moment_mapping'])}",
+            "",
+        ]
+    )
 
 
-def generate_untrained_mtp(level: int, species_count: int, cutoff: float = 5.0,
-                           min_dist: float = 2.0, radial_basis_size: int = 8,
-                           path: str | Path | None = None) -> str:
+def generate_untrained_mtp(
+    level: int,
+    species_count: int,
+    cutoff: float = 5.0,
+    min_dist: float = 2.0,
+    radial_basis_size: int = 8,
+    path: str | Path | None = None,
+) -> str:
     """Generate an untrained level-``level`` MTP; write it to ``path`` if given.
 
     Returns the file text.  ``min_dist`` is the inner end of the Chebyshev radial basis

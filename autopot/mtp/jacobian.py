@@ -81,8 +81,9 @@ class MTPArrays:
 def types_of(atoms, species: np.ndarray) -> np.ndarray:
     """MTP type index of every atom; unknown species raise (never silently mapped)."""
     numbers = np.asarray(atoms.numbers, dtype=np.intp)
-    lut = np.full(max(int(numbers.max(initial=0)), int(np.max(species, initial=0))) + 1, -1,
-                  dtype=np.intp)
+    lut = np.full(
+        max(int(numbers.max(initial=0)), int(np.max(species, initial=0))) + 1, -1, dtype=np.intp
+    )
     lut[np.asarray(species, dtype=np.intp)] = np.arange(len(species))
     types = lut[numbers]
     if np.any(types < 0):
@@ -90,8 +91,11 @@ def types_of(atoms, species: np.ndarray) -> np.ndarray:
 
         z = int(numbers[np.argmax(types < 0)])
         sym = chemical_symbols[z] if 0 <= z < len(chemical_symbols) else str(z)
-        raise MTPError(f"configuration contains {sym}, which is not a species of the "
-                       "potential under this atom_types mapping", field="atom_types")
+        raise MTPError(
+            f"configuration contains {sym}, which is not a species of the "
+            "potential under this atom_types mapping",
+            field="atom_types",
+        )
     return types
 
 
@@ -123,8 +127,12 @@ def _pairs(atoms, cutoff: float):
         atoms.pbc = False
     nl = _vesin(cutoff)
     if nl is not None:
-        i, j, d = nl.compute(points=atoms.positions, box=atoms.cell[:],
-                             periodic=[bool(p) for p in atoms.pbc], quantities="ijD")
+        i, j, d = nl.compute(
+            points=atoms.positions,
+            box=atoms.cell[:],
+            periodic=[bool(p) for p in atoms.pbc],
+            quantities="ijD",
+        )
         return i.astype(np.intp, copy=False), j.astype(np.intp, copy=False), d
     from matscipy.neighbours import neighbour_list
 
@@ -294,23 +302,24 @@ def energy_jacobian(arr: MTPArrays, images: Sequence, *, per_atom: bool = False)
     if per_atom:
         rows = np.empty((ntot, arr.nparams))
         rows[:, :nsc] = bvals.T
-        rows[:, nsc: nsc + spc] = spc_onehot.T
+        rows[:, nsc : nsc + spc] = spc_onehot.T
         outer = (wt[:, None, :] * qt[None, :, :]).reshape(-1, npairs)
         rad = _atom_sum(outer, starts, nonempty, ntot)  # (spc*rfc*spc*rbs, ntot)
-        rows[:, nsc + spc:] = (rad.reshape(spc, rfc, spc, rbs, ntot)
-                               .transpose(4, 0, 2, 1, 3).reshape(ntot, nrad))
+        rows[:, nsc + spc :] = (
+            rad.reshape(spc, rfc, spc, rbs, ntot).transpose(4, 0, 2, 1, 3).reshape(ntot, nrad)
+        )
     else:
         rows = np.empty((nimg, arr.nparams))
         rows[:, :nsc] = _segment_sum(bvals.T, conf_of_atom, nimg)
-        rows[:, nsc: nsc + spc] = _segment_sum(spc_onehot.T, conf_of_atom, nimg)
+        rows[:, nsc : nsc + spc] = _segment_sum(spc_onehot.T, conf_of_atom, nimg)
         pstart = starts[atom_off[:-1]] if ntot else np.zeros(nimg, dtype=int)
         pend = np.append(pstart[1:], npairs)
         for c in range(nimg):
             if natoms[c] == 0:
-                rows[c, nsc + spc:] = 0.0
+                rows[c, nsc + spc :] = 0.0
                 continue
             s, e = pstart[c], pend[c]
-            rows[c, nsc + spc:] = radial_block(wt[:, s:e] @ qt[:, s:e].T)
+            rows[c, nsc + spc :] = radial_block(wt[:, s:e] @ qt[:, s:e].T)
     energies = _segment_sum(e_atom[:, None], conf_of_atom, nimg)[:, 0]
     return BatchResult(energies=energies, rows=rows, natoms=natoms)
 

@@ -20,16 +20,40 @@ from autopot.errors import MTPError
 if TYPE_CHECKING:
     from motep.potentials.mtp.data import MTPData
 
-_INT_KEYS = {"species_count", "radial_basis_size", "radial_funcs_count", "alpha_moments_count",
-             "alpha_index_basic_count", "alpha_index_times_count", "alpha_scalar_moments"}
+_INT_KEYS = {
+    "species_count",
+    "radial_basis_size",
+    "radial_funcs_count",
+    "alpha_moments_count",
+    "alpha_index_basic_count",
+    "alpha_index_times_count",
+    "alpha_scalar_moments",
+}
 _FLOAT_KEYS = {"scaling", "min_dist", "max_dist"}
 _STR_KEYS = {"version", "potential_name", "potential_tag", "radial_basis_type"}
-_REQUIRED = ["species_count", "radial_basis_type", "min_dist", "max_dist", "radial_basis_size",
-             "radial_funcs_count", "alpha_moments_count", "alpha_index_basic_count",
-             "alpha_index_basic", "alpha_index_times_count", "alpha_index_times",
-             "alpha_scalar_moments", "alpha_moment_mapping"]
-_ALIASES = {"min_val": "min_dist", "max_val": "max_dist", "basis_size": "radial_basis_size",
-            "min": "min_dist", "max": "max_dist", "size": "radial_basis_size"}
+_REQUIRED = [
+    "species_count",
+    "radial_basis_type",
+    "min_dist",
+    "max_dist",
+    "radial_basis_size",
+    "radial_funcs_count",
+    "alpha_moments_count",
+    "alpha_index_basic_count",
+    "alpha_index_basic",
+    "alpha_index_times_count",
+    "alpha_index_times",
+    "alpha_scalar_moments",
+    "alpha_moment_mapping",
+]
+_ALIASES = {
+    "min_val": "min_dist",
+    "max_val": "max_dist",
+    "basis_size": "radial_basis_size",
+    "min": "min_dist",
+    "max": "max_dist",
+    "size": "radial_basis_size",
+}
 
 
 def activeset_path(pot: str | Path) -> Path:
@@ -104,13 +128,18 @@ def read_mtp(path: str | Path) -> MTPData:
             for key in ("species_count", "radial_funcs_count", "radial_basis_size"):
                 if key not in raw:
                     raise MTPError(f"radial_coeffs before {key}", file=path, field=f"line {k}")
-            spc, rfc, rbs = raw["species_count"], raw["radial_funcs_count"], raw["radial_basis_size"]
+            spc, rfc, rbs = (
+                raw["species_count"],
+                raw["radial_funcs_count"],
+                raw["radial_basis_size"],
+            )
             coeffs = np.empty((spc, spc, rfc, rbs))
             for a in range(spc):
                 for b in range(spc):
                     if k >= n or lines[k].strip() != f"{a}-{b}":
-                        raise MTPError(f"radial_coeffs: expected '{a}-{b}'", file=path,
-                                       field=f"line {k + 1}")
+                        raise MTPError(
+                            f"radial_coeffs: expected '{a}-{b}'", file=path, field=f"line {k + 1}"
+                        )
                     k += 1
                     for f in range(rfc):
                         if k >= n:
@@ -118,15 +147,19 @@ def read_mtp(path: str | Path) -> MTPData:
                         vals = _float_list(lines[k], path, k + 1, "radial_coeffs")
                         k += 1
                         if len(vals) != rbs:
-                            raise MTPError(f"radial_coeffs: expected {rbs} numbers "
-                                           f"(radial_basis_size), got {len(vals)}",
-                                           file=path, field=f"line {k}")
+                            raise MTPError(
+                                f"radial_coeffs: expected {rbs} numbers "
+                                f"(radial_basis_size), got {len(vals)}",
+                                file=path,
+                                field=f"line {k}",
+                            )
                         coeffs[a, b, f] = vals
             raw["radial_coeffs"] = coeffs
             continue
         if "=" not in line:
-            raise MTPError(f"expected 'key = value', got {line[:40]!r}", file=path,
-                           field=f"line {k}")
+            raise MTPError(
+                f"expected 'key = value', got {line[:40]!r}", file=path, field=f"line {k}"
+            )
         key, _, value = (s.strip() for s in line.partition("="))
         key = _ALIASES.get(key, key)
         where[key] = k
@@ -134,20 +167,23 @@ def read_mtp(path: str | Path) -> MTPData:
             raise MTPError("magnetic MTPs are not supported", file=path, field=f"line {k}")
         if key in _INT_KEYS:
             if not re.fullmatch(r"\d+", value):
-                raise MTPError(f"{key}: expected a non-negative integer, got {value!r}",
-                               file=path, field=f"line {k}")
+                raise MTPError(
+                    f"{key}: expected a non-negative integer, got {value!r}",
+                    file=path,
+                    field=f"line {k}",
+                )
             raw[key] = int(value)
         elif key in _FLOAT_KEYS:
             try:
                 raw[key] = float(value)
             except ValueError:
-                raise MTPError(f"{key}: not a number: {value!r}", file=path,
-                               field=f"line {k}") from None
+                raise MTPError(
+                    f"{key}: not a number: {value!r}", file=path, field=f"line {k}"
+                ) from None
         elif key in ("alpha_index_basic", "alpha_index_times"):
             indices = _int_list(value, path, k, key)
             if len(indices) % 4:
-                raise MTPError(f"{key}: entries must have 4 integers", file=path,
-                               field=f"line {k}")
+                raise MTPError(f"{key}: entries must have 4 integers", file=path, field=f"line {k}")
             raw[key] = np.array(indices, dtype=np.int32).reshape(-1, 4)
         elif key == "alpha_moment_mapping":
             raw[key] = np.array(_int_list(value, path, k, key), dtype=np.int32)
@@ -161,43 +197,69 @@ def read_mtp(path: str | Path) -> MTPData:
         if key not in raw:
             raise MTPError(f"{key} missing", file=path, field=key)
     if raw["radial_basis_type"] != "RBChebyshev":
-        raise MTPError(f"only RBChebyshev is supported, got {raw['radial_basis_type']!r}",
-                       file=path, field=f"line {where['radial_basis_type']}")
+        raise MTPError(
+            f"only RBChebyshev is supported, got {raw['radial_basis_type']!r}",
+            file=path,
+            field=f"line {where['radial_basis_type']}",
+        )
     if not raw["min_dist"] < raw["max_dist"]:
         raise MTPError("min_dist must be < max_dist", file=path, field=f"line {where['max_dist']}")
-    checks = [("alpha_index_basic", "alpha_index_basic_count"),
-              ("alpha_index_times", "alpha_index_times_count"),
-              ("alpha_moment_mapping", "alpha_scalar_moments")]
+    checks = [
+        ("alpha_index_basic", "alpha_index_basic_count"),
+        ("alpha_index_times", "alpha_index_times_count"),
+        ("alpha_moment_mapping", "alpha_scalar_moments"),
+    ]
     for arr, cnt in checks:
         if len(raw[arr]) != raw[cnt]:
-            raise MTPError(f"{arr} has {len(raw[arr])} entries but {cnt} = {raw[cnt]}",
-                           file=path, field=f"line {where[arr]}")
+            raise MTPError(
+                f"{arr} has {len(raw[arr])} entries but {cnt} = {raw[cnt]}",
+                file=path,
+                field=f"line {where[arr]}",
+            )
     amc = raw["alpha_moments_count"]
     basic = raw["alpha_index_basic"]
     if basic.size and (basic[:, 0].max() >= raw["radial_funcs_count"] or basic.min() < 0):
-        raise MTPError("alpha_index_basic uses a radial function >= radial_funcs_count",
-                       file=path, field=f"line {where['alpha_index_basic']}")
+        raise MTPError(
+            "alpha_index_basic uses a radial function >= radial_funcs_count",
+            file=path,
+            field=f"line {where['alpha_index_basic']}",
+        )
     times = raw["alpha_index_times"]
     if times.size and (times[:, [0, 1, 3]].max() >= amc or times.min() < 0):
-        raise MTPError("alpha_index_times refers to a moment >= alpha_moments_count",
-                       file=path, field=f"line {where['alpha_index_times']}")
+        raise MTPError(
+            "alpha_index_times refers to a moment >= alpha_moments_count",
+            file=path,
+            field=f"line {where['alpha_index_times']}",
+        )
     mapping = raw["alpha_moment_mapping"]
     if mapping.size and (mapping.max() >= amc or mapping.min() < 0):
-        raise MTPError("alpha_moment_mapping refers to a moment >= alpha_moments_count",
-                       file=path, field=f"line {where['alpha_moment_mapping']}")
-    for key, size in (("species_coeffs", raw["species_count"]),
-                      ("moment_coeffs", raw["alpha_scalar_moments"])):
+        raise MTPError(
+            "alpha_moment_mapping refers to a moment >= alpha_moments_count",
+            file=path,
+            field=f"line {where['alpha_moment_mapping']}",
+        )
+    for key, size in (
+        ("species_coeffs", raw["species_count"]),
+        ("moment_coeffs", raw["alpha_scalar_moments"]),
+    ):
         if key in raw and len(raw[key]) != size:
-            raise MTPError(f"{key} has {len(raw[key])} values, expected {size}", file=path,
-                           field=f"line {where[key]}")
+            raise MTPError(
+                f"{key} has {len(raw[key])} values, expected {size}",
+                file=path,
+                field=f"line {where[key]}",
+            )
     data = MTPData(
         version=raw.get("version", "1.1.0"),
         potential_name=raw.get("potential_name", "MTP1m"),
         scaling=raw.get("scaling", 1.0),
         species_count=raw["species_count"],
         potential_tag=raw.get("potential_tag", ""),
-        radial_basis={"type": "RBChebyshev", "min": np.float64(raw["min_dist"]),
-                      "max": np.float64(raw["max_dist"]), "size": raw["radial_basis_size"]},
+        radial_basis={
+            "type": "RBChebyshev",
+            "min": np.float64(raw["min_dist"]),
+            "max": np.float64(raw["max_dist"]),
+            "size": raw["radial_basis_size"],
+        },
         radial_funcs_count=raw["radial_funcs_count"],
         radial_coeffs=raw.get("radial_coeffs"),
         alpha_moments_count=amc,
@@ -214,8 +276,9 @@ def read_mtp(path: str | Path) -> MTPData:
 
 
 def is_trained(data: MTPData) -> bool:
-    return all(getattr(data, k) is not None
-               for k in ("radial_coeffs", "species_coeffs", "moment_coeffs"))
+    return all(
+        getattr(data, k) is not None for k in ("radial_coeffs", "species_coeffs", "moment_coeffs")
+    )
 
 
 def write_mtp(path: str | Path, data: MTPData) -> None:

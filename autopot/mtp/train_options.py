@@ -36,35 +36,116 @@ class TrainOption:
 
 
 TRAIN_OPTIONS: tuple[TrainOption, ...] = (
-    TrainOption("max_iter", int, 1000, 0, None, None, "iterations",
-                "BFGS iterations at most (0: only the linear pre-fit)",
-                "scipy minimize maxiter", "--max-iter"),
-    TrainOption("conv_tol", float, 1e-3, 0.0, 1.0, None, "relative",
-                f"stop when the loss fell by less than this fraction over the last "
-                f"{CONV_WINDOW} iterations (0: always run max_iter)",
-                f"callback: (f[k-{CONV_WINDOW}] - f[k]) / f[k-{CONV_WINDOW}] < conv_tol stops "
-                "(scipy's own gtol=1e-5 stops too)",
-                "--bfgs-conv-tol"),
-    TrainOption("energy_weight", float, 1.0, 0.0, None, None, "",
-                "weight of energies in the loss", "LossSetting.energy_weight",
-                "--energy-weight"),
-    TrainOption("force_weight", float, 0.01, 0.0, None, None, "",
-                "weight of forces in the loss", "LossSetting.forces_weight", "--force-weight"),
-    TrainOption("stress_weight", float, 0.001, 0.0, None, None, "",
-                "weight of stresses in the loss", "LossSetting.stress_weight",
-                "--stress-weight"),
-    TrainOption("lls", bool, True, None, None, None, "",
-                "fit the linear coefficients before the non-linear fit of a fresh potential",
-                "LLS step before BFGS", "false: --skip-preinit"),
-    TrainOption("seed", int, 0, 0, None, None, "",
-                "random initialisation of the radial coefficients of a fresh potential",
-                "numpy default_rng(seed)", "none (MLIP-2 seeds from std::random_device)"),
-    TrainOption("method", str, "BFGS", None, None, ("BFGS", "L-BFGS-B"), "",
-                "non-linear optimiser", "scipy minimize method",
-                "BFGS only (anything else is refused)"),
-    TrainOption("save_active_set", bool, True, None, None, None, "",
-                "write <pot>.als.npz (the active set on the training set) after fitting",
-                "autopot active set", "autopot active set"),
+    TrainOption(
+        "max_iter",
+        int,
+        1000,
+        0,
+        None,
+        None,
+        "iterations",
+        "BFGS iterations at most (0: only the linear pre-fit)",
+        "scipy minimize maxiter",
+        "--max-iter",
+    ),
+    TrainOption(
+        "conv_tol",
+        float,
+        1e-3,
+        0.0,
+        1.0,
+        None,
+        "relative",
+        f"stop when the loss fell by less than this fraction over the last "
+        f"{CONV_WINDOW} iterations (0: always run max_iter)",
+        f"callback: (f[k-{CONV_WINDOW}] - f[k]) / f[k-{CONV_WINDOW}] < conv_tol stops "
+        "(scipy's own gtol=1e-5 stops too)",
+        "--bfgs-conv-tol",
+    ),
+    TrainOption(
+        "energy_weight",
+        float,
+        1.0,
+        0.0,
+        None,
+        None,
+        "",
+        "weight of energies in the loss",
+        "LossSetting.energy_weight",
+        "--energy-weight",
+    ),
+    TrainOption(
+        "force_weight",
+        float,
+        0.01,
+        0.0,
+        None,
+        None,
+        "",
+        "weight of forces in the loss",
+        "LossSetting.forces_weight",
+        "--force-weight",
+    ),
+    TrainOption(
+        "stress_weight",
+        float,
+        0.001,
+        0.0,
+        None,
+        None,
+        "",
+        "weight of stresses in the loss",
+        "LossSetting.stress_weight",
+        "--stress-weight",
+    ),
+    TrainOption(
+        "lls",
+        bool,
+        True,
+        None,
+        None,
+        None,
+        "",
+        "fit the linear coefficients before the non-linear fit of a fresh potential",
+        "LLS step before BFGS",
+        "false: --skip-preinit",
+    ),
+    TrainOption(
+        "seed",
+        int,
+        0,
+        0,
+        None,
+        None,
+        "",
+        "random initialisation of the radial coefficients of a fresh potential",
+        "numpy default_rng(seed)",
+        "none (MLIP-2 seeds from std::random_device)",
+    ),
+    TrainOption(
+        "method",
+        str,
+        "BFGS",
+        None,
+        None,
+        ("BFGS", "L-BFGS-B"),
+        "",
+        "non-linear optimiser",
+        "scipy minimize method",
+        "BFGS only (anything else is refused)",
+    ),
+    TrainOption(
+        "save_active_set",
+        bool,
+        True,
+        None,
+        None,
+        None,
+        "",
+        "write <pot>.als.npz (the active set on the training set) after fitting",
+        "autopot active set",
+        "autopot active set",
+    ),
 )
 
 OPTIONS_BY_NAME = {o.name: o for o in TRAIN_OPTIONS}
@@ -82,8 +163,9 @@ def _check(opt: TrainOption, value: Any) -> Any:
         return value
     if opt.type is str:
         if not isinstance(value, str) or (opt.choices and value.upper() not in opt.choices):
-            raise MTPError(f"expected one of {', '.join(opt.choices or ())}, got {value!r}",
-                           field=where)
+            raise MTPError(
+                f"expected one of {', '.join(opt.choices or ())}, got {value!r}", field=where
+            )
         return value.upper()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MTPError(f"expected a number, got {value!r}", field=where)
@@ -104,8 +186,10 @@ def resolve_train_args(args: Mapping[str, Any]) -> dict[str, Any]:
     values are refused with the key named."""
     unknown = sorted(set(args) - set(OPTIONS_BY_NAME))
     if unknown:
-        raise MTPError(f"unknown training option {unknown[0]!r}; known: "
-                       f"{', '.join(OPTIONS_BY_NAME)}", field=f"train_args.{unknown[0]}")
+        raise MTPError(
+            f"unknown training option {unknown[0]!r}; known: {', '.join(OPTIONS_BY_NAME)}",
+            field=f"train_args.{unknown[0]}",
+        )
     out = defaults()
     for key, value in args.items():
         if value is not None:  # unset keys of a run space's schema: the default applies
@@ -115,8 +199,10 @@ def resolve_train_args(args: Mapping[str, Any]) -> dict[str, Any]:
 
 def markdown_table() -> str:
     """The table of autopot/mtp/README.md (kept in sync by a test)."""
-    rows = ["| key | type | default | range | meaning | motep | mlp |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| key | type | default | range | meaning | motep | mlp |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for o in TRAIN_OPTIONS:
         if o.choices:
             rng = " / ".join(o.choices)
@@ -125,6 +211,8 @@ def markdown_table() -> str:
         else:
             rng = f"≥ {o.low:g}" + (f", ≤ {o.high:g}" if o.high is not None else "")
         unit = f" ({o.unit})" if o.unit else ""
-        rows.append(f"| `{o.name}` | {o.type.__name__} | {o.default!r} | {rng} | "
-                    f"{o.doc}{unit} | {o.motep} | {o.mlp} |")
+        rows.append(
+            f"| `{o.name}` | {o.type.__name__} | {o.default!r} | {rng} | "
+            f"{o.doc}{unit} | {o.motep} | {o.mlp} |"
+        )
     return "\n".join(rows)

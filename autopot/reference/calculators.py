@@ -41,11 +41,15 @@ _RESERVED = ("calculator", "kwargs", "pot_fname", "potential", "incar")
 FILE_FIELDS = ("potential", "pot_fname", "incar")
 
 
-def _field(spec: dict[str, Any], name: str, kinds: type | tuple[type, ...], default: Any = None) -> Any:
+def _field(
+    spec: dict[str, Any], name: str, kinds: type | tuple[type, ...], default: Any = None
+) -> Any:
     value = spec.get(name, default)
     if value is not None and not isinstance(value, kinds):
-        raise AutopotError(f"expected {getattr(kinds, '__name__', kinds)}, got {type(value).__name__}",
-                           field=f"calculator.{name}")
+        raise AutopotError(
+            f"expected {getattr(kinds, '__name__', kinds)}, got {type(value).__name__}",
+            field=f"calculator.{name}",
+        )
     return value
 
 
@@ -55,21 +59,29 @@ def make_calculator(spec: dict[str, Any], *, directory: Path) -> BaseCalculator:
         raise AutopotError(f"expected a mapping, got {type(spec).__name__}", field="calculator")
     name = spec.get("calculator")
     if not isinstance(name, str) or not name.strip():
-        raise AutopotError("missing calculator name (emt, eam, vasp or module:Class)", field="calculator.calculator")
+        raise AutopotError(
+            "missing calculator name (emt, eam, vasp or module:Class)",
+            field="calculator.calculator",
+        )
     kwargs = _field(spec, "kwargs", dict, {}) or {}
     low = name.strip().lower()
     if low in ("emt", "eam"):
         extra = sorted(k for k in spec if k not in _RESERVED)
         if extra:  # silently ignoring a setting would give a different potential than asked for
-            raise AutopotError(f"unknown setting for {low} (put constructor arguments in kwargs)",
-                               field=f"calculator.{extra[0]}")
+            raise AutopotError(
+                f"unknown setting for {low} (put constructor arguments in kwargs)",
+                field=f"calculator.{extra[0]}",
+            )
     if low == "emt":
         from ase.calculators.emt import EMT
 
         unknown = sorted(set(kwargs) - set(EMT.default_parameters))
         if unknown:  # ase's Calculator base would store an unknown parameter and ignore it
-            raise AutopotError(f"bad arguments for emt: unknown {unknown[0]!r}; known: "
-                               f"{', '.join(EMT.default_parameters)}", field="calculator.kwargs")
+            raise AutopotError(
+                f"bad arguments for emt: unknown {unknown[0]!r}; known: "
+                f"{', '.join(EMT.default_parameters)}",
+                field="calculator.kwargs",
+            )
         return _construct(EMT, name, kwargs)
     if low == "eam":
         from ase.calculators.eam import EAM
@@ -80,8 +92,9 @@ def make_calculator(spec: dict[str, Any], *, directory: Path) -> BaseCalculator:
         except TypeError as exc:
             raise AutopotError(f"bad arguments for eam: {exc}", field="calculator.kwargs") from None
         except Exception as exc:  # noqa: BLE001 - ASE's EAM reader raises many types on a bad file
-            raise AutopotError(f"cannot read EAM potential: {type(exc).__name__}: {exc}",
-                               file=pot, field=field) from None
+            raise AutopotError(
+                f"cannot read EAM potential: {type(exc).__name__}: {exc}", file=pot, field=field
+            ) from None
     if low == "vasp":
         return _vasp(spec, Path(directory), kwargs)
     if low == "mtp":
@@ -97,8 +110,10 @@ def _mtp(spec: dict[str, Any], kwargs: dict[str, Any]) -> BaseCalculator:
     pot, field = _input_file(spec, "mtp")
     types = spec.get("atom_types")
     if not isinstance(types, (str, dict)) or not types:
-        raise AutopotError("the mtp calculator needs atom_types, e.g. Cu=0 or {Cu: 0}",
-                           field="calculator.atom_types")
+        raise AutopotError(
+            "the mtp calculator needs atom_types, e.g. Cu=0 or {Cu: 0}",
+            field="calculator.atom_types",
+        )
     from motep.calculator import MTP
 
     from autopot.mtp.atom_types import parse_atom_types
@@ -114,8 +129,9 @@ def _mtp(spec: dict[str, Any], kwargs: dict[str, Any]) -> BaseCalculator:
         raise AutopotError(f"bad arguments for mtp: {exc}", field="calculator.kwargs") from None
 
 
-def resolve_spec(spec: Any, *, workflow_dir: str | Path | None = None,
-                 base_dir: str | Path | None = None) -> dict[str, Any]:
+def resolve_spec(
+    spec: Any, *, workflow_dir: str | Path | None = None, base_dir: str | Path | None = None
+) -> dict[str, Any]:
     """A calculator spec dict from what a user gave (see the module docstring).
 
     File paths become absolute (relative ones are taken from ``base_dir``, default the
@@ -142,18 +158,27 @@ def resolve_spec(spec: Any, *, workflow_dir: str | Path | None = None,
             if entry is not None:
                 return resolve_spec(entry.spec, workflow_dir=workflow_dir, base_dir=entry.base_dir)
             if text.lower() not in _BUILTIN and "." not in text and ":" not in text:
-                raise AutopotError(f"unknown calculator or model {text!r}; built in: "
-                                   f"{', '.join(_BUILTIN)}; registry: {', '.join(names()) or 'empty'};"
-                                   " or module:Class, TASK.N, a .mtp file", field="calculator")
+                raise AutopotError(
+                    f"unknown calculator or model {text!r}; built in: "
+                    f"{', '.join(_BUILTIN)}; registry: {', '.join(names()) or 'empty'};"
+                    " or module:Class, TASK.N, a .mtp file",
+                    field="calculator",
+                )
             spec = {"calculator": text}
     if not isinstance(spec, dict):
-        raise AutopotError(f"expected a name or a mapping, got {type(spec).__name__}", field="calculator")
+        raise AutopotError(
+            f"expected a name or a mapping, got {type(spec).__name__}", field="calculator"
+        )
     spec = dict(spec)
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     if isinstance(spec.get("workflow"), str):
         spec["workflow"] = str((base / Path(spec["workflow"]).expanduser()).resolve())
     name = spec.get("calculator")
-    if isinstance(name, str) and re.fullmatch(r"[A-Za-z_]\w*\.\d+", name.strip()) and ":" not in name:
+    if (
+        isinstance(name, str)
+        and re.fullmatch(r"[A-Za-z_]\w*\.\d+", name.strip())
+        and ":" not in name
+    ):
         spec = _train_run_spec(name.strip(), spec, workflow_dir)
     elif isinstance(name, str) and name.strip().lower() in ("emt", "eam", "vasp", "mtp"):
         spec["calculator"] = name.strip().lower()
@@ -165,7 +190,9 @@ def resolve_spec(spec: Any, *, workflow_dir: str | Path | None = None,
     return spec
 
 
-def _train_run_spec(label: str, spec: dict[str, Any], workflow_dir: str | Path | None) -> dict[str, Any]:
+def _train_run_spec(
+    label: str, spec: dict[str, Any], workflow_dir: str | Path | None
+) -> dict[str, Any]:
     """``train.6`` → the MTP that train run produced, with its atom types."""
     from autopot.locate import resolve_workflow_dir
     from autopot.store.database import open_store
@@ -175,18 +202,28 @@ def _train_run_spec(label: str, spec: dict[str, Any], workflow_dir: str | Path |
     where = spec.pop("workflow", None) or workflow_dir
     directory = resolve_workflow_dir(where)
     if not (directory / "db").is_dir():
-        raise AutopotError(f"no workflow database for {label} (give the workflow directory)",
-                           file=directory, field="calculator.workflow")
+        raise AutopotError(
+            f"no workflow database for {label} (give the workflow directory)",
+            file=directory,
+            field="calculator.workflow",
+        )
     with open_store(directory, read_only=True) as store:
         run = get_run(store.root, label)
         if run.task != "train" or run.state != "FINISHED":
-            raise AutopotError(f"{label} is a {run.state} {run.task} run, not a finished train run",
-                               field="calculator")
+            raise AutopotError(
+                f"{label} is a {run.state} {run.task} run, not a finished train run",
+                field="calculator",
+            )
         pot = directory / run.directory / POTENTIAL
         types = run.job.params.get("atom_types")
     extra = {k: v for k, v in spec.items() if k not in ("calculator",)}
-    return {"calculator": "mtp", "potential": str(pot), "atom_types": types, "train_run": label,
-            **extra}
+    return {
+        "calculator": "mtp",
+        "potential": str(pot),
+        "atom_types": types,
+        "train_run": label,
+        **extra,
+    }
 
 
 def spec_file_digests(spec: dict[str, Any]) -> dict[str, str]:
@@ -215,14 +252,19 @@ def _input_file(spec: dict[str, Any], calculator: str) -> tuple[Path, str]:
     paths = []
     for field, value in named:
         if not isinstance(value, (str, Path)):
-            raise AutopotError(f"expected a file path, got {type(value).__name__}", field=f"calculator.{field}")
+            raise AutopotError(
+                f"expected a file path, got {type(value).__name__}", field=f"calculator.{field}"
+            )
         path = Path(value).expanduser()
         if not path.is_file():
             raise AutopotError("file not found", file=path, field=f"calculator.{field}")
         paths.append((path, f"calculator.{field}"))
     if len(paths) == 2 and paths[0][0].read_bytes() != paths[1][0].read_bytes():
-        raise AutopotError(f"differs from calculator.pot_fname ({paths[1][0]}); give one file",
-                           file=paths[0][0], field=paths[0][1])
+        raise AutopotError(
+            f"differs from calculator.pot_fname ({paths[1][0]}); give one file",
+            file=paths[0][0],
+            field=paths[0][1],
+        )
     return paths[0]
 
 
@@ -243,13 +285,19 @@ def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> Base
     except UnicodeDecodeError:
         text = ""
     if not text.strip() or "\0" in text:  # garbage is not "several tags on one line"
-        raise AutopotError("not an INCAR (empty, binary or not UTF-8 text)" if raw.strip()
-                           else "empty INCAR", file=incar, field=field)
+        raise AutopotError(
+            "not an INCAR (empty, binary or not UTF-8 text)" if raw.strip() else "empty INCAR",
+            file=incar,
+            field=field,
+        )
     for number, line in enumerate(text.splitlines(), 1):
         body = line.split("#", 1)[0].split("!", 1)[0]
         if ";" in body:  # ASE reads one tag per line; the rest would be silently mangled
-            raise AutopotError(f"line {number}: several tags on one line (';'); put one tag per line",
-                               file=incar, field=field)
+            raise AutopotError(
+                f"line {number}: several tags on one line (';'); put one tag per line",
+                file=incar,
+                field=field,
+            )
     settings = {k: v for k, v in spec.items() if k not in _RESERVED}
     try:
         calc = Vasp(directory=str(directory))
@@ -261,7 +309,9 @@ def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> Base
             calc.set(**{key: value})
         except Exception as exc:  # noqa: BLE001 - ASE rejects unknown/ill-typed settings variously
             where = "kwargs" if key in kwargs else key
-            raise AutopotError(f"rejected by ase's Vasp: {exc}", field=f"calculator.{where}") from None
+            raise AutopotError(
+                f"rejected by ase's Vasp: {exc}", field=f"calculator.{where}"
+            ) from None
     return calc
 
 
@@ -271,17 +321,23 @@ def _by_import_path(name: str, kwargs: dict[str, Any]) -> Any:
     if not sep:
         module_name, _, attr = name.rpartition(".")
     if not module_name or not attr:
-        raise AutopotError(f"unknown calculator {name!r}; use {', '.join(_BUILTIN)} or module:Class",
-                           field="calculator.calculator")
+        raise AutopotError(
+            f"unknown calculator {name!r}; use {', '.join(_BUILTIN)} or module:Class",
+            field="calculator.calculator",
+        )
     try:
         cls = getattr(importlib.import_module(module_name), attr)
     except Exception as exc:  # noqa: BLE001 - a broken module is as much a spec error as a missing one
-        raise AutopotError(f"cannot import calculator {name!r}: {type(exc).__name__}: {exc}",
-                           field="calculator.calculator") from None
+        raise AutopotError(
+            f"cannot import calculator {name!r}: {type(exc).__name__}: {exc}",
+            field="calculator.calculator",
+        ) from None
     if not isinstance(cls, type):
         raise AutopotError(f"{name!r} is not a class", field="calculator.calculator")
     calc = _construct(cls, name, kwargs)
-    if not callable(getattr(calc, "get_potential_energy", None)) and not callable(getattr(calc, "calculate", None)):
+    if not callable(getattr(calc, "get_potential_energy", None)) and not callable(
+        getattr(calc, "calculate", None)
+    ):
         raise AutopotError(f"{name!r} is not an ASE calculator", field="calculator.calculator")
     return calc
 
@@ -308,11 +364,18 @@ def compute_single_point(atoms: Atoms, spec: dict[str, Any], directory: Path) ->
         energy = work.get_potential_energy()
         forces = work.get_forces()
     except Exception as exc:  # noqa: BLE001 - the calculator's failure is the run's cause
-        raise CalculationError(f"{spec.get('calculator')} calculation failed: {type(exc).__name__}: {exc}",
-                           file=directory, field="calculator") from exc
+        raise CalculationError(
+            f"{spec.get('calculator')} calculation failed: {type(exc).__name__}: {exc}",
+            file=directory,
+            field="calculator",
+        ) from exc
     if getattr(calc, "converged", True) is False:  # ase's Vasp: OUTCAR shows NELM reached
-        raise CalculationError("electronic self-consistency did not converge (raise NELM or fix ALGO/EDIFF);"
-                           " the result is not a reference", file=directory / "OUTCAR", field="calculator")
+        raise CalculationError(
+            "electronic self-consistency did not converge (raise NELM or fix ALGO/EDIFF);"
+            " the result is not a reference",
+            file=directory / "OUTCAR",
+            field="calculator",
+        )
     results: dict[str, Any] = {"energy": energy, "forces": forces}
     if work.pbc.all():
         try:
@@ -320,8 +383,11 @@ def compute_single_point(atoms: Atoms, spec: dict[str, Any], directory: Path) ->
         except PropertyNotImplementedError:  # e.g. LennardJones without stress support
             pass
         except Exception as exc:  # noqa: BLE001 - any other stress failure is a real failure
-            raise CalculationError(f"{spec.get('calculator')} stress failed: {type(exc).__name__}: {exc}",
-                               file=directory, field="calculator") from exc
+            raise CalculationError(
+                f"{spec.get('calculator')} stress failed: {type(exc).__name__}: {exc}",
+                file=directory,
+                field="calculator",
+            ) from exc
     out = atoms.copy()
     out.calc = SinglePointCalculator(out, **results)
     return out
@@ -354,7 +420,9 @@ def read_vasp_result(directory: Path) -> Atoms:
             atoms = read_back
             results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
         except Exception as exc:  # noqa: BLE001 - truncated or foreign file
-            raise AutopotError(f"cannot read VASP output: {type(exc).__name__}: {exc}", file=path) from None
+            raise AutopotError(
+                f"cannot read VASP output: {type(exc).__name__}: {exc}", file=path
+            ) from None
         try:
             results["stress"] = atoms.get_stress()
         except Exception:  # noqa: BLE001 - ISIF=0 runs have no stress

@@ -48,11 +48,16 @@ def load(files: list[Path] | None = None) -> dict[str, Model]:
         data = read_yaml_mapping(path, AutopotError)
         for name, entry in data.items():
             if not isinstance(entry, dict) or "calculator" not in entry:
-                raise AutopotError("expected a mapping with a calculator spec", file=path, field=str(name))
+                raise AutopotError(
+                    "expected a mapping with a calculator spec", file=path, field=str(name)
+                )
             unknown = set(entry) - _KEYS
             if unknown:
-                raise AutopotError(f"unknown key(s) {sorted(unknown)}", file=path,
-                                   field=f"{name}.{sorted(unknown)[0]}")
+                raise AutopotError(
+                    f"unknown key(s) {sorted(unknown)}",
+                    file=path,
+                    field=f"{name}.{sorted(unknown)[0]}",
+                )
             meta = {k: v for k, v in entry.items() if k != "calculator"}
             models[str(name)] = Model(str(name), entry["calculator"], path.parent.resolve(), meta)
     return models

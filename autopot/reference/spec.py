@@ -25,21 +25,29 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise AutopotError(f"expected a mapping, got {type(spec).__name__}", field="calculator")
     name = spec.get("calculator")
     if not isinstance(name, str) or not name.strip():
-        raise AutopotError("missing calculator name (emt, eam, vasp or module:Class)",
-                           field="calculator.calculator")
+        raise AutopotError(
+            "missing calculator name (emt, eam, vasp or module:Class)",
+            field="calculator.calculator",
+        )
     if not isinstance(spec.get("kwargs", {}), dict):
-        raise AutopotError(f"expected a mapping, got {type(spec['kwargs']).__name__}",
-                           field="calculator.kwargs")
+        raise AutopotError(
+            f"expected a mapping, got {type(spec['kwargs']).__name__}", field="calculator.kwargs"
+        )
     for key in ("pot_fname", *FILE_KEYS.values()):
         if key in spec and not isinstance(spec[key], str):
-            raise AutopotError(f"expected a file path, got {type(spec[key]).__name__}",
-                               field=f"calculator.{key}")
+            raise AutopotError(
+                f"expected a file path, got {type(spec[key]).__name__}", field=f"calculator.{key}"
+            )
     low = name.strip().lower()
     if low == "vasp":
         return spec  # other keys are ASE Vasp settings, checked by ASE in make_calculator
-    allowed = {*COMMON_KEYS, *OWN_KEYS.get(low, ())} | ({FILE_KEYS[low]} if low in FILE_KEYS else set())
+    allowed = {*COMMON_KEYS, *OWN_KEYS.get(low, ())} | (
+        {FILE_KEYS[low]} if low in FILE_KEYS else set()
+    )
     extra = sorted(k for k in spec if k not in allowed)
     if extra:  # silently ignoring a setting would give a different potential than asked for
-        raise AutopotError(f"unknown key for {name} (constructor arguments go in kwargs)",
-                           field=f"calculator.{extra[0]}")
+        raise AutopotError(
+            f"unknown key for {name} (constructor arguments go in kwargs)",
+            field=f"calculator.{extra[0]}",
+        )
     return spec

@@ -23,7 +23,9 @@ class FinalPotential(NamedTuple):
     errors: dict[str, float]  # its training errors (energy per atom eV, forces eV/A, stress GPa)
 
 
-def final_potential(workflow: str | Path = "motoko.yaml", run_name: str | None = None) -> FinalPotential:
+def final_potential(
+    workflow: str | Path = "motoko.yaml", run_name: str | None = None
+) -> FinalPotential:
     """The last finished train run's ``pot.mtp`` and ``ts.cfg`` (a motoko.yaml or a workflow
     directory, also an extracted archive); raises a one-line error when there is none."""
     from autopot.results.source import open_records
@@ -33,7 +35,9 @@ def final_potential(workflow: str | Path = "motoko.yaml", run_name: str | None =
         run = records.last_train()
         run_dir = records.run_dir(run)
         q: Any = run.quantities
-        errors = {k: float(v) for k, v in q.items() if any(w in k for w in ("_rmse", "_mae", "_max"))}
+        errors = {
+            k: float(v) for k, v in q.items() if any(w in k for w in ("_rmse", "_mae", "_max"))
+        }
         return FinalPotential(run_dir / POTENTIAL, run_dir / TRAINING_SET, run.label, errors)
 
 

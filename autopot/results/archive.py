@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from autopot.atomic import default_mode
+from autopot.atomic import atomic_path
 from autopot.errors import AutopotError, DamagedDataError
 
 MANIFEST = "MANIFEST.json"
@@ -104,13 +104,13 @@ def create_archive(
         # Database first: files of runs that end afterwards are newer than their record,
         # never the other way round.
         snap = snapshot_database(directory, Path(scratch) / "db" / "autopot.fs", pack=pack)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.fchmod(fd, default_mode())  # the user's umask, not mkstemp's 0600
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as raw, tarfile.open(
-                fileobj=raw, mode="w:gz", compresslevel=compresslevel, format=tarfile.PAX_FORMAT
-            ) as tar:
+        with atomic_path(out, suffix=".part") as tmp:  # renamed into place only when complete
+            with (
+                open(tmp, "wb") as raw,
+                tarfile.open(
+                    fileobj=raw, mode="w:gz", compresslevel=compresslevel, format=tarfile.PAX_FORMAT
+                ) as tar,
+            ):
                 _add_file(tar, snap.path, f"{top}/db/autopot.fs", files, top)
                 skip = {out, tmp}
                 for path in iter_files(directory):
@@ -136,17 +136,20 @@ def create_archive(
                 info = tarfile.TarInfo(f"{top}/{MANIFEST}")
                 info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
                 tar.addfile(info, io.BytesIO(data))
-            os.replace(tmp, out)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return ArchiveResult(
-        path=out, top=top, files=len(files), bytes_in=sum(f["size"] for f in files.values()),
-        bytes_out=out.stat().st_size, database=snap.to_dict(), seconds=time.monotonic() - t0,
+        path=out,
+        top=top,
+        files=len(files),
+        bytes_in=sum(f["size"] for f in files.values()),
+        bytes_out=out.stat().st_size,
+        database=snap.to_dict(),
+        seconds=time.monotonic() - t0,
     )
 
 
-def _add_file(tar: tarfile.TarFile, path: Path, arcname: str, files: dict[str, dict[str, Any]], top: str) -> None:
+def _add_file(
+    tar: tarfile.TarFile, path: Path, arcname: str, files: dict[str, dict[str, Any]], top: str
+) -> None:
     """Add one regular file, hashing exactly the bytes that go into the archive."""
     try:
         fh = open(path, "rb")
@@ -167,7 +170,7 @@ def _add_file(tar: tarfile.TarFile, path: Path, arcname: str, files: dict[str, d
         else:  # large (e.g. a finished VASP WAVECAR): streamed, exactly st_size bytes
             info.size = st.st_size
             tar.addfile(info, _Hashing(fh, digest))
-    files[arcname[len(top) + 1:]] = {"sha256": digest.hexdigest(), "size": info.size}
+    files[arcname[len(top) + 1 :]] = {"sha256": digest.hexdigest(), "size": info.size}
 
 
 class _Hashing(io.RawIOBase):
@@ -191,7 +194,9 @@ def _source_files(motoko: Path) -> list[tuple[Path, str]]:
     out = [(config.path, "motoko.yaml")]
     dirs = [m.template for m in config.task_managers.values()]
     for template in dirs:
-        for path in sorted(p for p in template.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in sorted(
+            p for p in template.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        ):
             out.append((path, _relative_name(path, base)))
     if config.orchestrator:
         module = load_module(config.orchestrator.rpartition(".")[0], base, config.path)
@@ -215,12 +220,16 @@ def check_member(member: tarfile.TarInfo, top: str | None = None) -> str:
     if name.startswith(("/", "\\")) or pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
         raise ArchiveDamaged(f"refusing member with an absolute path: {name!r}", field="member")
     if ".." in pure.parts or "\\" in name:
-        raise ArchiveDamaged(f"refusing member that leaves the archive directory: {name!r}", field="member")
+        raise ArchiveDamaged(
+            f"refusing member that leaves the archive directory: {name!r}", field="member"
+        )
     if not (member.isfile() or member.isdir()):
         kind = "link" if (member.issym() or member.islnk()) else "special file"
         raise ArchiveDamaged(f"refusing {kind} member {name!r}", field="member")
     if top is not None and pure.parts[0] != top:
-        raise ArchiveDamaged(f"member {name!r} is outside the archive's top directory {top!r}", field="member")
+        raise ArchiveDamaged(
+            f"member {name!r} is outside the archive's top directory {top!r}", field="member"
+        )
     return name
 
 
@@ -248,11 +257,19 @@ def verify_archive(path: str | Path) -> VerifyResult:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ArchiveDamaged(f"verification failed: {problems[0]}{more}", file=path)
-    return VerifyResult(path=path, top=top, files=len(hashes), runs_checked=runs_checked,
-                        outputs_checked=outputs_checked, manifest=manifest)
+    return VerifyResult(
+        path=path,
+        top=top,
+        files=len(hashes),
+        runs_checked=runs_checked,
+        outputs_checked=outputs_checked,
+        manifest=manifest,
+    )
 
 
-def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any], str, bytes | None]:
+def _read_archive(
+    path: Path,
+) -> tuple[dict[str, tuple[str, int]], dict[str, Any], str, bytes | None]:
     """One streaming pass: (rel path -> (sha256, size), manifest, top, database bytes)."""
     hashes: dict[str, tuple[str, int]] = {}
     manifest: dict[str, Any] | None = None
@@ -266,17 +283,21 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
                 check_member(member, top)
                 if not member.isfile():
                     continue
-                rel = member.name[len(top) + 1:]
+                rel = member.name[len(top) + 1 :]
                 if rel in hashes or (rel == MANIFEST and manifest is not None):
                     # tar lets a later member replace an earlier one on extraction
-                    raise ArchiveDamaged(f"refusing duplicate member {member.name!r}", field="member")
+                    raise ArchiveDamaged(
+                        f"refusing duplicate member {member.name!r}", field="member"
+                    )
                 fh = tar.extractfile(member)
                 assert fh is not None
                 if rel == MANIFEST:
                     try:
                         manifest = json.loads(fh.read())
                     except ValueError as exc:
-                        raise ArchiveDamaged(f"manifest is not JSON: {exc}", file=path, field=MANIFEST) from None
+                        raise ArchiveDamaged(
+                            f"manifest is not JSON: {exc}", file=path, field=MANIFEST
+                        ) from None
                     continue
                 digest = hashlib.sha256()
                 keep = rel == "db/autopot.fs"
@@ -306,8 +327,9 @@ def _read_archive(path: Path) -> tuple[dict[str, tuple[str, int]], dict[str, Any
     return hashes, manifest, top, db_bytes
 
 
-def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
-                    manifest: dict[str, Any]) -> tuple[int, int, list[str]]:
+def _check_database(
+    db_bytes: bytes, hashes: dict[str, tuple[str, int]], manifest: dict[str, Any]
+) -> tuple[int, int, list[str]]:
     """Open the archived database; compare each run's recorded outputs with the archived files."""
     from autopot.store.database import Store
     from autopot.store.snapshot import run_counts
@@ -339,7 +361,9 @@ def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
                         if rel not in hashes:
                             problems.append(f"{rel}: output of {run.label} missing")
                         elif hashes[rel][0] != recorded[0]:
-                            problems.append(f"{rel}: differs from what the database recorded for {run.label}")
+                            problems.append(
+                                f"{rel}: differs from what the database recorded for {run.label}"
+                            )
             expected = manifest.get("database", {}).get("runs")
             if expected is not None and run_counts(store.root) != expected:
                 problems.append("db/autopot.fs: run counts differ from the manifest")
@@ -349,14 +373,17 @@ def _check_database(db_bytes: bytes, hashes: dict[str, tuple[str, int]],
 
 
 # ---------------------------------------------------------------------- extracting
-def extract_archive(path: str | Path, dest: str | Path, *,
-                    progress: Callable[[str], None] | None = None) -> Path:
+def extract_archive(
+    path: str | Path, dest: str | Path, *, progress: Callable[[str], None] | None = None
+) -> Path:
     """Verify, then extract into ``dest``; returns the restored workflow directory."""
     result = verify_archive(path)
     dest = Path(dest).resolve()
     target = dest / result.top
     if target.exists():
-        raise ArchiveError("destination exists already; extract elsewhere or remove it", file=target)
+        raise ArchiveError(
+            "destination exists already; extract elsewhere or remove it", file=target
+        )
     dest.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{result.top}.", suffix=".partial", dir=dest))
     try:

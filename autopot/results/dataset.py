@@ -67,8 +67,9 @@ class Filters:
         return True
 
 
-def training_set(records: WorkflowRecords, train: Any | None = None, *,
-                 atom_types: str | None = None) -> list[Atoms]:
+def training_set(
+    records: WorkflowRecords, train: Any | None = None, *, atom_types: str | None = None
+) -> list[Atoms]:
     """The configurations a train run was fitted on (default: the last finished one)."""
     from autopot.mtp.cfg import read_cfg
 
@@ -82,7 +83,11 @@ def training_set(records: WorkflowRecords, train: Any | None = None, *,
     images = read_cfg(path, types)
     origins = _chain_provenance(records, train)
     if len(origins) != len(images):  # an unexpected history: keep what the file says
-        origins = [{}] * (len(images) - len(origins)) + origins[-len(images):] if origins else [{}] * len(images)
+        origins = (
+            [{}] * (len(images) - len(origins)) + origins[-len(images) :]
+            if origins
+            else [{}] * len(images)
+        )
     run_by_id = _sp_calc_runs(records)
     for atoms, origin in zip(images, origins, strict=True):
         sp = run_by_id.get(origin.get("sp_calc_id", -1))
@@ -92,8 +97,9 @@ def training_set(records: WorkflowRecords, train: Any | None = None, *,
     return images
 
 
-def sp_calc_results(records: WorkflowRecords, where: Iterable[str] = (), *,
-                    atom_types: str | None = None) -> list[Atoms]:
+def sp_calc_results(
+    records: WorkflowRecords, where: Iterable[str] = (), *, atom_types: str | None = None
+) -> list[Atoms]:
     """Result configurations of the FINISHED sp_calc runs matching ``where``."""
     from autopot.mtp.cfg import read_cfg
 
@@ -139,7 +145,9 @@ def _chain_provenance(records: WorkflowRecords, train: Any) -> list[dict[str, An
     q = first.quantities
     n_initial = int(q.get("ts_size", 0)) - int(q.get("ts_added", 0))
     initial_file = Path(str(first.job.params.get("ts_fname", ""))).name
-    out: list[dict[str, Any]] = [{"origin": "initial", "source_file": initial_file}] * max(n_initial, 0)
+    out: list[dict[str, Any]] = [{"origin": "initial", "source_file": initial_file}] * max(
+        n_initial, 0
+    )
     for run in chain:
         context = train_context(run)
         for sp_id in run.job.params.get("sp_calc_ids") or []:
@@ -170,8 +178,11 @@ def _apply_reference(atoms: Atoms, run: Any) -> None:
         return
     forces = np.asarray(q["forces"], dtype=float) if "forces" in q else None
     if forces is not None and forces.shape != (len(atoms), 3):
-        raise AutopotError(f"{run.label}: recorded forces have shape {forces.shape}, "
-                           f"but its configuration has {len(atoms)} atoms", field="forces")
+        raise AutopotError(
+            f"{run.label}: recorded forces have shape {forces.shape}, "
+            f"but its configuration has {len(atoms)} atoms",
+            field="forces",
+        )
     results: dict[str, Any] = {"energy": float(q["energy"]), "free_energy": float(q["energy"])}
     if forces is not None:
         results["forces"] = forces
@@ -186,8 +197,11 @@ def _set_info(atoms: Atoms, origin: dict[str, Any], sp: Any | None, run_name: st
         info["autopot_sp_calc"] = sp.label
         info["autopot_calculator"] = describe_calculator(sp)["name"]
         source = PurePath(str(sp.job.params.get("cfg_fname", ""))).parent.name
-        info["autopot_origin"] = source if (_ORIGIN.match(source) or source == "calculate_ts") else origin.get(
-            "stage", "unknown")
+        info["autopot_origin"] = (
+            source
+            if (_ORIGIN.match(source) or source == "calculate_ts")
+            else origin.get("stage", "unknown")
+        )
     else:
         info["autopot_origin"] = origin.get("origin", "unknown")
         if origin.get("source_file"):
@@ -220,17 +234,31 @@ def describe_calculator(sp: Any, run_dir: Path | None = None) -> dict[str, Any]:
     if low == "vasp":
         method = "DFT"
         incar_name = sp.job.params.get("pot_fname") or spec.get("incar") or spec.get("pot_fname")
-        incar = run_dir / Path(str(incar_name)).name if (run_dir is not None and incar_name) else None
+        incar = (
+            run_dir / Path(str(incar_name)).name if (run_dir is not None and incar_name) else None
+        )
         if incar is not None and incar.is_file():
             text = incar.read_text(errors="replace")
             settings["INCAR"] = text
             method = f"DFT-{_functional(text)}"
         return {"name": "vasp", "software": "VASP", "method": method, "settings": settings}
-    return {"name": name, "software": name.partition(":")[0], "method": name.rpartition(":")[2],
-            "settings": settings}
+    return {
+        "name": name,
+        "software": name.partition(":")[0],
+        "method": name.rpartition(":")[2],
+        "settings": settings,
+    }
 
 
-_GGA = {"PE": "PBE", "PS": "PBEsol", "91": "PW91", "RP": "RPBE", "AM": "AM05", "CA": "LDA", "--": "LDA"}
+_GGA = {
+    "PE": "PBE",
+    "PS": "PBEsol",
+    "91": "PW91",
+    "RP": "RPBE",
+    "AM": "AM05",
+    "CA": "LDA",
+    "--": "LDA",
+}
 
 
 def _functional(incar: str) -> str:

@@ -64,23 +64,34 @@ def write_text(path: Path, text: str) -> None:
         raise AutopotError(f"cannot write: {exc.strerror}", file=path) from None
 
 
-def write_colabfit(out_dir: Path, images: Sequence[Atoms], records: WorkflowRecords, *,
-                   source: str, dataset: DatasetInfo) -> Path:
+def write_colabfit(
+    out_dir: Path,
+    images: Sequence[Atoms],
+    records: WorkflowRecords,
+    *,
+    source: str,
+    dataset: DatasetInfo,
+) -> Path:
     """``out_dir/configurations.extxyz`` + ``out_dir/colabfit.json`` (+ a short README)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         raise AutopotError("output directory is not empty", file=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for atoms in images:
-        atoms.info.setdefault("name", f"{records.run_name}/{atoms.info.get('autopot_sp_calc', 'config')}")
+        atoms.info.setdefault(
+            "name", f"{records.run_name}/{atoms.info.get('autopot_sp_calc', 'config')}"
+        )
     write_text(out_dir / COLABFIT_CONFIGS, extxyz_text(images))
     meta = colabfit_metadata(images, records, source=source, dataset=dataset)
-    write_text(out_dir / COLABFIT_META, json.dumps(meta, indent=1, sort_keys=False, default=str) + "\n")
+    write_text(
+        out_dir / COLABFIT_META, json.dumps(meta, indent=1, sort_keys=False, default=str) + "\n"
+    )
     write_text(out_dir / "README.md", _colabfit_readme(meta))
     return out_dir
 
 
-def colabfit_metadata(images: Sequence[Atoms], records: WorkflowRecords, *, source: str,
-                      dataset: DatasetInfo) -> dict[str, Any]:
+def colabfit_metadata(
+    images: Sequence[Atoms], records: WorkflowRecords, *, source: str, dataset: DatasetInfo
+) -> dict[str, Any]:
     """The dataset description and property map ColabFit's tools read next to the extxyz."""
     from autopot.store.records import package_versions
 
@@ -88,7 +99,11 @@ def colabfit_metadata(images: Sequence[Atoms], records: WorkflowRecords, *, sour
     if len(calculators) == 1:
         (calc,) = calculators.values()
     else:  # several reference methods in one set: say so, list each
-        calc = {"software": "mixed", "method": "mixed", "settings": {"calculators": list(calculators.values())}}
+        calc = {
+            "software": "mixed",
+            "method": "mixed",
+            "settings": {"calculators": list(calculators.values())},
+        }
     meta_block = {
         "software": {"value": calc["software"]},
         "method": {"value": calc["method"]},
@@ -97,21 +112,34 @@ def colabfit_metadata(images: Sequence[Atoms], records: WorkflowRecords, *, sour
     elements = sorted({s for a in images for s in a.get_chemical_symbols()})
     has_stress = any("stress" in (a.calc.results if a.calc is not None else {}) for a in images)
     property_map: dict[str, Any] = {
-        "energy": [{"energy": {"field": "energy", "units": "eV"},
-                    "per-atom": {"value": False, "units": None}, "_metadata": meta_block}],
-        "atomic-forces": [{"forces": {"field": "forces", "units": "eV/angstrom"}, "_metadata": meta_block}],
+        "energy": [
+            {
+                "energy": {"field": "energy", "units": "eV"},
+                "per-atom": {"value": False, "units": None},
+                "_metadata": meta_block,
+            }
+        ],
+        "atomic-forces": [
+            {"forces": {"field": "forces", "units": "eV/angstrom"}, "_metadata": meta_block}
+        ],
     }
     if has_stress:  # ASE's stress: Cauchy stress in eV/A^3, already divided by the volume
-        property_map["cauchy-stress"] = [{"stress": {"field": "stress", "units": "eV/angstrom^3"},
-                                          "volume-normalized": {"value": False, "units": None},
-                                          "_metadata": meta_block}]
+        property_map["cauchy-stress"] = [
+            {
+                "stress": {"field": "stress", "units": "eV/angstrom^3"},
+                "volume-normalized": {"value": False, "units": None},
+                "_metadata": meta_block,
+            }
+        ]
     versions = package_versions()
     return {
         "name": dataset.name or f"autopot_{records.run_name}",
-        "description": dataset.description or (
+        "description": dataset.description
+        or (
             f"Training set built by autopot active learning (workflow run {records.run_name!r}, {source}): "
             f"configurations selected by D-optimality from candidate sets and MD with a Moment Tensor "
-            f"Potential, labelled with {calc['method']} ({calc['software']})."),
+            f"Potential, labelled with {calc['method']} ({calc['software']})."
+        ),
         "authors": dataset.authors,
         "links": dataset.links,
         "configuration_file": COLABFIT_CONFIGS,
@@ -120,8 +148,10 @@ def colabfit_metadata(images: Sequence[Atoms], records: WorkflowRecords, *, sour
         "n_atoms": int(sum(len(a) for a in images)),
         "elements": elements,
         "property_map": property_map,
-        "configuration_metadata_fields": sorted({k for a in images for k in a.info if k.startswith("autopot_")}
-                                                | ({"MV_grade"} & {k for a in images for k in a.info})),
+        "configuration_metadata_fields": sorted(
+            {k for a in images for k in a.info if k.startswith("autopot_")}
+            | ({"MV_grade"} & {k for a in images for k in a.info})
+        ),
         "provenance": {
             "generator": "autopot",
             "autopot_version": versions.get("autopot", ""),
@@ -144,12 +174,17 @@ def _calculators(images: Sequence[Atoms], records: WorkflowRecords) -> dict[str,
         run = records.run(label)
         # the same spec and input file (by its recorded sha256) describe alike: read each once
         pot = run.job.params.get("pot_fname")
-        key = json.dumps([run.params.get("calculator"), run.manifest.get(Path(str(pot)).name) if pot else None],
-                         sort_keys=True, default=str)
+        key = json.dumps(
+            [run.params.get("calculator"), run.manifest.get(Path(str(pot)).name) if pot else None],
+            sort_keys=True,
+            default=str,
+        )
         if key in seen:
             continue
         seen.add(key)
-        desc = describe_calculator(run, records.directory / run.directory if run.directory else None)
+        desc = describe_calculator(
+            run, records.directory / run.directory if run.directory else None
+        )
         out.setdefault(json.dumps(desc, sort_keys=True, default=str), desc)
     if not out:
         out["unknown"] = {"software": "unknown", "method": "unknown", "settings": {}}

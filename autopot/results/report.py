@@ -44,31 +44,53 @@ STAGE_COLOURS = {"calculate_ts": "tab:blue", "select": "tab:orange", "md_select"
 Column = tuple[str, str, str]
 COLUMNS: dict[str, list[Column]] = {
     "iterations": [
-        ("train", "train run", "s"), ("state", "state", "s"), ("label", "label", "s"),
-        ("threshold", "threshold", "g"), ("ts_added", "added", "d"), ("ts_size", "ts size", "d"),
+        ("train", "train run", "s"),
+        ("state", "state", "s"),
+        ("label", "label", "s"),
+        ("threshold", "threshold", "g"),
+        ("ts_added", "added", "d"),
+        ("ts_size", "ts size", "d"),
         ("energy_rmse_meV_per_atom", "E RMSE meV/at", ".3f"),
         ("energy_mae_meV_per_atom", "E MAE meV/at", ".3f"),
         ("forces_rmse_meV_per_A", "F RMSE meV/A", ".2f"),
         ("forces_mae_meV_per_A", "F MAE meV/A", ".2f"),
-        ("stress_rmse_GPa", "S RMSE GPa", ".4f"), ("stress_mae_GPa", "S MAE GPa", ".4f"),
-        ("fit_s", "fit s", ".1f"), ("wall_s", "wall s", ".1f"),
+        ("stress_rmse_GPa", "S RMSE GPa", ".4f"),
+        ("stress_mae_GPa", "S MAE GPa", ".4f"),
+        ("fit_s", "fit s", ".1f"),
+        ("wall_s", "wall s", ".1f"),
     ],
     "selection": [
-        ("run", "run", "s"), ("state", "state", "s"), ("potential", "potential", "s"),
-        ("iteration", "iter", "d"), ("threshold", "threshold", "g"), ("gamma_max", "gamma_max", "g"),
-        ("n_candidates", "candidates", "d"), ("n_above", "above", "d"),
-        ("n_collected", "collected", "d"), ("md_steps", "MD steps", "d"),
-        ("n_selected", "selected", "d"), ("max_grade", "max grade", ".3g"),
+        ("run", "run", "s"),
+        ("state", "state", "s"),
+        ("potential", "potential", "s"),
+        ("iteration", "iter", "d"),
+        ("threshold", "threshold", "g"),
+        ("gamma_max", "gamma_max", "g"),
+        ("n_candidates", "candidates", "d"),
+        ("n_above", "above", "d"),
+        ("n_collected", "collected", "d"),
+        ("md_steps", "MD steps", "d"),
+        ("n_selected", "selected", "d"),
+        ("max_grade", "max grade", ".3g"),
     ],
     "tasks": [
-        ("task", "task", "s"), ("runs", "runs", "d"), ("FINISHED", "finished", "d"),
-        ("FAILED", "failed", "d"), ("CANCELLED", "cancelled", "d"), ("active", "active", "d"),
-        ("total_wall_s", "total wall s", ".1f"), ("median_wall_s", "median wall s", ".2f"),
+        ("task", "task", "s"),
+        ("runs", "runs", "d"),
+        ("FINISHED", "finished", "d"),
+        ("FAILED", "failed", "d"),
+        ("CANCELLED", "cancelled", "d"),
+        ("active", "active", "d"),
+        ("total_wall_s", "total wall s", ".1f"),
+        ("median_wall_s", "median wall s", ".2f"),
         ("max_wall_s", "max wall s", ".2f"),
     ],
     "parity": [
-        ("quantity", "quantity", "s"), ("unit", "unit", "s"), ("n", "n", "d"),
-        ("rmse", "RMSE", ".4g"), ("mae", "MAE", ".4g"), ("max", "max", ".4g"),
+        ("quantity", "quantity", "s"),
+        ("unit", "unit", "s"),
+        ("n", "n", "d"),
+        ("rmse", "RMSE", ".4g"),
+        ("mae", "MAE", ".4g"),
+        ("max", "max", ".4g"),
         ("recorded_rmse", "recorded RMSE", ".4g"),
     ],
 }
@@ -100,7 +122,11 @@ class Report:
         for name, title in TABLE_TITLES.items():
             rows = self.tables.get(name) or []
             lines += ["", title]
-            lines += [f"  {line}" for line in format_table(rows, COLUMNS[name])] if rows else ["  (none)"]
+            lines += (
+                [f"  {line}" for line in format_table(rows, COLUMNS[name])]
+                if rows
+                else ["  (none)"]
+            )
         lines += ["", f"Figures in {self.out_dir}"]
         lines += [f"  {name:<9} {path.name}" for name, path in self.figures.items()]
         lines += [f"  {name:<9} skipped: {why}" for name, why in self.skipped.items()]
@@ -109,8 +135,9 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
-def build_report(records: WorkflowRecords, out_dir: Path, *, html: bool = False,
-                 parity: bool = True) -> Report:
+def build_report(
+    records: WorkflowRecords, out_dir: Path, *, html: bool = False, parity: bool = True
+) -> Report:
     """Tables, figures, ``summary.json`` (and ``report.html``) of one workflow run in ``out_dir``.
 
     Never fails because data is missing: a figure without data is skipped, with the reason
@@ -119,8 +146,11 @@ def build_report(records: WorkflowRecords, out_dir: Path, *, html: bool = False,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trains = records.runs("train")
-    report = Report(out_dir=out_dir, summary_json=out_dir / "summary.json",
-                    generated=time.strftime("%Y-%m-%d %H:%M:%S %z"))
+    report = Report(
+        out_dir=out_dir,
+        summary_json=out_dir / "summary.json",
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    )
     report.workflow = _workflow_info(records, trains)
     report.tables["iterations"] = _iterations_table(trains)
     report.tables["selection"], grade_sets = _selection_table(records, trains)
@@ -149,11 +179,25 @@ def build_report(records: WorkflowRecords, out_dir: Path, *, html: bool = False,
     if html:
         report.html = out_dir / "report.html"
         atomic_write_text(report.html, render_html(report))
-    atomic_write_text(report.summary_json, json.dumps(_jsonable({
-        "autopot_version": _version(), "generated": report.generated, "workflow": report.workflow,
-        "tables": report.tables, "figures": {k: v.name for k, v in report.figures.items()},
-        "skipped": report.skipped, "html": report.html.name if report.html else None,
-    }), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(
+        report.summary_json,
+        json.dumps(
+            _jsonable(
+                {
+                    "autopot_version": _version(),
+                    "generated": report.generated,
+                    "workflow": report.workflow,
+                    "tables": report.tables,
+                    "figures": {k: v.name for k, v in report.figures.items()},
+                    "skipped": report.skipped,
+                    "html": report.html.name if report.html else None,
+                }
+            ),
+            indent=1,
+            allow_nan=False,
+        )
+        + "\n",
+    )
     return report
 
 
@@ -237,24 +281,26 @@ def _iterations_table(trains: list[Any]) -> list[dict[str, Any]]:
     for run in trains:
         ctx = train_context(run)
         q = run.quantities
-        rows.append({
-            "train": run.label,
-            "state": run.state,
-            "label": stage_label(ctx),
-            "stage": ctx.get("stage"),
-            "iteration": ctx.get("iteration"),
-            "threshold": _num(ctx.get("threshold")),
-            "ts_added": _int(q.get("ts_added")),
-            "ts_size": _int(q.get("ts_size")),
-            "energy_rmse_meV_per_atom": _num(q.get("energy_rmse_per_atom"), 1000.0),
-            "energy_mae_meV_per_atom": _num(q.get("energy_mae_per_atom"), 1000.0),
-            "forces_rmse_meV_per_A": _num(q.get("forces_rmse"), 1000.0),
-            "forces_mae_meV_per_A": _num(q.get("forces_mae"), 1000.0),
-            "stress_rmse_GPa": _num(q.get("stress_rmse")),
-            "stress_mae_GPa": _num(q.get("stress_mae")),
-            "fit_s": _num(q.get("train_wall_s")),
-            "wall_s": run.get("duration"),
-        })
+        rows.append(
+            {
+                "train": run.label,
+                "state": run.state,
+                "label": stage_label(ctx),
+                "stage": ctx.get("stage"),
+                "iteration": ctx.get("iteration"),
+                "threshold": _num(ctx.get("threshold")),
+                "ts_added": _int(q.get("ts_added")),
+                "ts_size": _int(q.get("ts_size")),
+                "energy_rmse_meV_per_atom": _num(q.get("energy_rmse_per_atom"), 1000.0),
+                "energy_mae_meV_per_atom": _num(q.get("energy_mae_per_atom"), 1000.0),
+                "forces_rmse_meV_per_A": _num(q.get("forces_rmse"), 1000.0),
+                "forces_mae_meV_per_A": _num(q.get("forces_mae"), 1000.0),
+                "stress_rmse_GPa": _num(q.get("stress_rmse")),
+                "stress_mae_GPa": _num(q.get("stress_mae")),
+                "fit_s": _num(q.get("train_wall_s")),
+                "wall_s": run.get("duration"),
+            }
+        )
     return rows
 
 
@@ -278,8 +324,9 @@ class GradeSet:
     thresholds: tuple[float, ...]
 
 
-def _selection_table(records: WorkflowRecords, trains: list[Any]
-                     ) -> tuple[list[dict[str, Any]], list[GradeSet]]:
+def _selection_table(
+    records: WorkflowRecords, trains: list[Any]
+) -> tuple[list[dict[str, Any]], list[GradeSet]]:
     """One row per select / md_select run, and the grade sets of the histograms: one per
     select run (each is one iteration) and one per md_select iteration (its runs share
     the potential they ran with)."""
@@ -294,17 +341,33 @@ def _selection_table(records: WorkflowRecords, trains: list[Any]
         threshold = _num(run.job.params.get("grade"))
         per_threshold[threshold or 0.0] = iteration = per_threshold.get(threshold or 0.0, 0) + 1
         pot = _potential_label(run.job.params.get("pot_fname"), train_dirs)
-        rows.append({
-            "run": run.label, "task": "select", "state": run.state, "potential": pot,
-            "iteration": iteration, "threshold": threshold, "gamma_max": None,
-            "n_candidates": _int(q.get("n_candidates")), "n_above": _int(q.get("n_above")),
-            "n_collected": None, "md_steps": None, "n_selected": _int(q.get("n_selected")),
-            "max_grade": _num(q.get("max_grade")),
-        })
+        rows.append(
+            {
+                "run": run.label,
+                "task": "select",
+                "state": run.state,
+                "potential": pot,
+                "iteration": iteration,
+                "threshold": threshold,
+                "gamma_max": None,
+                "n_candidates": _int(q.get("n_candidates")),
+                "n_above": _int(q.get("n_above")),
+                "n_collected": None,
+                "md_steps": None,
+                "n_selected": _int(q.get("n_selected")),
+                "max_grade": _num(q.get("max_grade")),
+            }
+        )
         grades = np.asarray(q.get("grades", []), dtype=float).ravel()
         if grades.size:
-            sets.append(GradeSet("select", f"{run.label} ({pot})" if pot else run.label, grades,
-                                 (threshold,) if threshold is not None else ()))
+            sets.append(
+                GradeSet(
+                    "select",
+                    f"{run.label} ({pot})" if pot else run.label,
+                    grades,
+                    (threshold,) if threshold is not None else (),
+                )
+            )
     iterations: dict[str, int] = {}
     md_sets: dict[int, GradeSet] = {}
     for run in records.runs("md_select"):
@@ -314,13 +377,23 @@ def _selection_table(records: WorkflowRecords, trains: list[Any]
         key = str(run.job.params.get("pot_fname"))
         iteration = iterations.setdefault(key, len(iterations) + 1)
         pot = _potential_label(key, train_dirs)
-        rows.append({
-            "run": run.label, "task": "md_select", "state": run.state, "potential": pot,
-            "iteration": iteration, "threshold": gamma_min, "gamma_max": gamma_max,
-            "n_candidates": None, "n_above": None, "n_collected": _int(q.get("n_collected")),
-            "md_steps": _int(q.get("md_steps_done")), "n_selected": _int(q.get("n_selected")),
-            "max_grade": _num(q.get("max_grade")),
-        })
+        rows.append(
+            {
+                "run": run.label,
+                "task": "md_select",
+                "state": run.state,
+                "potential": pot,
+                "iteration": iteration,
+                "threshold": gamma_min,
+                "gamma_max": gamma_max,
+                "n_candidates": None,
+                "n_above": None,
+                "n_collected": _int(q.get("n_collected")),
+                "md_steps": _int(q.get("md_steps_done")),
+                "n_selected": _int(q.get("n_selected")),
+                "max_grade": _num(q.get("max_grade")),
+            }
+        )
         grades = np.asarray(q.get("grades", []), dtype=float).ravel()
         if grades.size:
             thresholds = tuple(t for t in (gamma_min, gamma_max) if t is not None)
@@ -340,17 +413,23 @@ def _tasks_table(records: WorkflowRecords) -> tuple[list[dict[str, Any]], dict[s
         if not runs:
             continue
         states = [r.state for r in runs]
-        durations = [d for r in runs if r.state == "FINISHED" and (d := r.get("duration")) is not None]
+        durations = [
+            d for r in runs if r.state == "FINISHED" and (d := r.get("duration")) is not None
+        ]
         walls[task] = durations
-        rows.append({
-            "task": task, "runs": len(runs),
-            "FINISHED": states.count("FINISHED"), "FAILED": states.count("FAILED"),
-            "CANCELLED": states.count("CANCELLED"),
-            "active": sum(s in ("CREATED", "SUBMITTED", "RUNNING") for s in states),
-            "total_wall_s": sum(durations) if durations else None,
-            "median_wall_s": statistics.median(durations) if durations else None,
-            "max_wall_s": max(durations) if durations else None,
-        })
+        rows.append(
+            {
+                "task": task,
+                "runs": len(runs),
+                "FINISHED": states.count("FINISHED"),
+                "FAILED": states.count("FAILED"),
+                "CANCELLED": states.count("CANCELLED"),
+                "active": sum(s in ("CREATED", "SUBMITTED", "RUNNING") for s in states),
+                "total_wall_s": sum(durations) if durations else None,
+                "median_wall_s": statistics.median(durations) if durations else None,
+                "max_wall_s": max(durations) if durations else None,
+            }
+        )
     return rows, walls
 
 
@@ -398,12 +477,24 @@ def _plot_ts_size(rows: list[dict[str, Any]], run_name: str, path: Path) -> str 
     for i, r in enumerate(rows):
         stage = r["stage"] or "other"
         colour = STAGE_COLOURS.get(stage, "tab:purple")
-        ax.bar(i, added[i], bottom=before[i], color=colour, edgecolor="0.3",
-               label=None if stage in seen else f"added ({stage})")
+        ax.bar(
+            i,
+            added[i],
+            bottom=before[i],
+            color=colour,
+            edgecolor="0.3",
+            label=None if stage in seen else f"added ({stage})",
+        )
         seen.add(stage)
-        ax.annotate(f"{r['ts_size']}" + (f"\n+{added[i]}" if added[i] else ""),
-                    (i, r["ts_size"]), xytext=(0, 3), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            f"{r['ts_size']}" + (f"\n+{added[i]}" if added[i] else ""),
+            (i, r["ts_size"]),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.step(x, [r["ts_size"] for r in rows], where="mid", color="0.2", lw=1, alpha=0.6)
     _set_ticks(ax, [r["label"] for r in rows])
     ax.set_ylim(0, max(r["ts_size"] for r in rows) * 1.22 + 1)
@@ -465,32 +556,61 @@ def _plot_grades(sets: list[GradeSet], path: Path) -> str | None:
     if not everything.size:
         return "every recorded grade is NaN"
     thresholds = [t for s in sets for t in s.thresholds if t and t > 0]
-    lo = math.floor(math.log10(min(everything.min(), *thresholds) if thresholds else everything.min()))
-    hi = math.ceil(math.log10(max(everything.max(), *thresholds) if thresholds else everything.max()))
+    lo = math.floor(
+        math.log10(min(everything.min(), *thresholds) if thresholds else everything.min())
+    )
+    hi = math.ceil(
+        math.log10(max(everything.max(), *thresholds) if thresholds else everything.max())
+    )
     bins = np.logspace(lo, max(hi, lo + 1), 10 * max(hi - lo, 1) + 1)
     fig, axes = _figure(12.0, 4.4, ncols=2, sharey=False)
-    for ax, task, title in ((axes[0], "select", "select (candidate sets)"),
-                            (axes[1], "md_select", "md_select (MD snapshots, per iteration)")):
+    for ax, task, title in (
+        (axes[0], "select", "select (candidate sets)"),
+        (axes[1], "md_select", "md_select (MD snapshots, per iteration)"),
+    ):
         mine = [s for s in sets if s.task == task]
         if not mine:
-            ax.text(0.5, 0.5, f"no {task} run recorded grades", transform=ax.transAxes,
-                    ha="center", color="0.4")
+            ax.text(
+                0.5,
+                0.5,
+                f"no {task} run recorded grades",
+                transform=ax.transAxes,
+                ha="center",
+                color="0.4",
+            )
         drawn: dict[float, str] = {}
         for k, s in enumerate(mine):
             colour = f"C{k % 10}"
             g = np.clip(s.grades[np.isfinite(s.grades)], GRADE_CLIP, None)
-            ax.hist(g, bins=bins, histtype="step", lw=1.5, color=colour,
-                    ls=("-", "--", ":", "-.")[k % 4],  # identical histograms stay visible
-                    label=f"{s.label}: {g.size} grades")
+            ax.hist(
+                g,
+                bins=bins,
+                histtype="step",
+                lw=1.5,
+                color=colour,
+                ls=("-", "--", ":", "-.")[k % 4],  # identical histograms stay visible
+                label=f"{s.label}: {g.size} grades",
+            )
             for t in s.thresholds:
                 if t and t > 0 and t not in drawn:
                     drawn[t] = colour
         for t in sorted(drawn):
-            name = "threshold" if task == "select" else ("gamma_min" if t == min(drawn) else "gamma_max")
+            name = (
+                "threshold"
+                if task == "select"
+                else ("gamma_min" if t == min(drawn) else "gamma_max")
+            )
             ax.axvline(t, ls="--", color="0.25" if task == "md_select" else drawn[t], lw=1)
-            ax.annotate(f"{name} {t:g}", (t, 1), xycoords=("data", "axes fraction"),
-                        xytext=(3, -12), textcoords="offset points", fontsize=8, rotation=90,
-                        va="top")
+            ax.annotate(
+                f"{name} {t:g}",
+                (t, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=8,
+                rotation=90,
+                va="top",
+            )
         ax.set_xscale("log")
         ax.set_xlim(bins[0], bins[-1])
         ax.set_xlabel(f"extrapolation grade (dimensionless, clipped at {GRADE_CLIP:g})")
@@ -524,9 +644,16 @@ def _plot_walltime(walls: dict[str, list[float]], path: Path) -> str | None:
         ax.set_yscale("log")
     top = max(everything)
     for i, values in enumerate(data):
-        ax.annotate(f"n={len(values)}\ntotal {sum(values):.1f} s", (i, 1),
-                    xycoords=("data", "axes fraction"), xytext=(0, -4), textcoords="offset points",
-                    ha="center", va="top", fontsize=8)
+        ax.annotate(
+            f"n={len(values)}\ntotal {sum(values):.1f} s",
+            (i, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, -4),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=8,
+        )
     if ax.get_yscale() == "linear":
         ax.set_ylim(0, top * 1.3 + 1e-9)
     else:
@@ -596,27 +723,46 @@ def _parity(records: WorkflowRecords, report: Report, path: Path) -> str | None:
     if e_ref:
         panels.append(("energy", "Energy per atom", np.array(e_ref), np.array(e_pred), "eV/atom"))
     if f_ref:
-        panels.append(("forces", "Force components", np.concatenate(f_ref), np.concatenate(f_pred), "eV/Å"))
+        panels.append(
+            ("forces", "Force components", np.concatenate(f_ref), np.concatenate(f_pred), "eV/Å")
+        )
     if s_ref:
-        panels.append(("stress", "Stress components", np.concatenate(s_ref), np.concatenate(s_pred), "GPa"))
+        panels.append(
+            ("stress", "Stress components", np.concatenate(s_ref), np.concatenate(s_pred), "GPa")
+        )
     if not panels:
         return f"{run.label}: the training set has no reference energies, forces or stresses"
 
-    table_units = {"energy": ("meV/atom", 1000.0, "_per_atom"), "forces": ("meV/Å", 1000.0, ""),
-                   "stress": ("GPa", 1.0, "")}
+    table_units = {
+        "energy": ("meV/atom", 1000.0, "_per_atom"),
+        "forces": ("meV/Å", 1000.0, ""),
+        "stress": ("GPa", 1.0, ""),
+    }
     fig, axes = _figure(4.6 * len(panels), 5.2, ncols=len(panels))
     for ax, (key, title, ref, pred, unit) in zip(axes, panels, strict=True):
         t_unit, scale, suffix = table_units[key]
         rmse = errors[f"{key}_rmse{suffix}"]
-        report.tables["parity"].append({
-            "quantity": title.lower(), "unit": t_unit, "n": int(ref.size),
-            "rmse": _num(rmse, scale), "mae": _num(errors[f"{key}_mae{suffix}"], scale),
-            "max": _num(errors[f"{key}_max{suffix}"], scale),
-            "recorded_rmse": _num(recorded.get(f"{key}_rmse{suffix}"), scale),
-        })
+        report.tables["parity"].append(
+            {
+                "quantity": title.lower(),
+                "unit": t_unit,
+                "n": int(ref.size),
+                "rmse": _num(rmse, scale),
+                "mae": _num(errors[f"{key}_mae{suffix}"], scale),
+                "max": _num(errors[f"{key}_max{suffix}"], scale),
+                "recorded_rmse": _num(recorded.get(f"{key}_rmse{suffix}"), scale),
+            }
+        )
         step = max(1, ref.size // MAX_PARITY_POINTS)
-        ax.plot(ref[::step], pred[::step], ".", ms=4 if ref.size < 500 else 2, alpha=0.6,
-                color="tab:blue", label=f"{ref.size} values" + (f" (every {step}th shown)" if step > 1 else ""))
+        ax.plot(
+            ref[::step],
+            pred[::step],
+            ".",
+            ms=4 if ref.size < 500 else 2,
+            alpha=0.6,
+            color="tab:blue",
+            label=f"{ref.size} values" + (f" (every {step}th shown)" if step > 1 else ""),
+        )
         lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
         pad = 0.05 * (hi - lo) or 1e-3
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="0.3", lw=1, label="y = x")
@@ -629,8 +775,10 @@ def _parity(records: WorkflowRecords, report: Report, path: Path) -> str | None:
         ax.set_ylabel(f"MTP [{unit}]")
         ax.legend(fontsize=8, loc="upper left")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Parity of {run.label} ({_relative(pot, records.directory)}) on its training set "
-                 f"({len(reference)} configurations, backend {name})")
+    fig.suptitle(
+        f"Parity of {run.label} ({_relative(pot, records.directory)}) on its training set "
+        f"({len(reference)} configurations, backend {name})"
+    )
     _save(fig, path)
     return None
 
@@ -657,14 +805,18 @@ def format_table(rows: list[dict[str, Any]], columns: list[Column]) -> list[str]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, (_, h, _) in enumerate(columns)]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.ljust(w) if spec == "s" else v.rjust(w)
-                         for v, w, (_, _, spec) in zip(values, widths, columns, strict=True)).rstrip()
+        return "  ".join(
+            v.ljust(w) if spec == "s" else v.rjust(w)
+            for v, w, (_, _, spec) in zip(values, widths, columns, strict=True)
+        ).rstrip()
 
     return [line([h for _, h, _ in columns])] + [line(c) for c in cells]
 
 
 def _headline(workflow: dict[str, Any]) -> str:
-    return f"AutoPot report: workflow run '{workflow.get('run_name')}' in {workflow.get('directory')}"
+    return (
+        f"AutoPot report: workflow run '{workflow.get('run_name')}' in {workflow.get('directory')}"
+    )
 
 
 def _workflow_facts(workflow: dict[str, Any]) -> list[tuple[str, str]]:
@@ -708,9 +860,14 @@ def _html_table(rows: list[dict[str, Any]], columns: list[Column]) -> str:
     columns = [c for c in columns if any(r.get(c[0]) is not None for r in rows)]
     head = "".join(f"<th>{esc(h)}</th>" for _, h, _ in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td{'' if spec == 's' else ' class=num'}>{esc(_fmt(r.get(k), spec))}</td>"
-                         for k, _, spec in columns) + "</tr>\n"
-        for r in rows)
+        "<tr>"
+        + "".join(
+            f"<td{'' if spec == 's' else ' class=num'}>{esc(_fmt(r.get(k), spec))}</td>"
+            for k, _, spec in columns
+        )
+        + "</tr>\n"
+        for r in rows
+    )
     return f"<table><tr>{head}</tr>\n{body}</table>"
 
 
@@ -719,13 +876,16 @@ def render_html(report: Report) -> str:
     esc = _html.escape
     wf = report.workflow
     parts = [
-        "<!DOCTYPE html>", "<html lang=en><head><meta charset=utf-8>",
-        f"<title>{esc(_headline(wf))}</title>", f"<style>{CSS}</style></head><body>",
+        "<!DOCTYPE html>",
+        "<html lang=en><head><meta charset=utf-8>",
+        f"<title>{esc(_headline(wf))}</title>",
+        f"<style>{CSS}</style></head><body>",
         f"<h1>AutoPot report: workflow run {esc(repr(wf.get('run_name')))}</h1>",
         f"<p class=meta>Directory {esc(str(wf.get('directory')))} · autopot {esc(_version())}"
         f" · generated {esc(report.generated)}</p>",
-        "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
-                            for k, v in _workflow_facts(wf)) + "</table>",
+        "<table>"
+        + "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _workflow_facts(wf))
+        + "</table>",
     ]
     for name, title in TABLE_TITLES.items():
         rows = report.tables.get(name) or []
@@ -735,8 +895,10 @@ def render_html(report: Report) -> str:
     for name in FIGURES:
         if name in report.figures:
             data = base64.b64encode(report.figures[name].read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt=\"{esc(name)}\" src=\"data:image/png;base64,{data}\">"
-                         f"<figcaption>{esc(report.figures[name].name)}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{esc(report.figures[name].name)}</figcaption></figure>"
+            )
         elif name in report.skipped:
             parts.append(f"<p class=skip>{esc(name)}: skipped: {esc(report.skipped[name])}</p>")
     parts.append("</body></html>\n")

@@ -25,6 +25,8 @@ def train_context(run: Any) -> dict[str, Any]:
     return dict((params.get("train_args") or {}).get("context") or {})  # records before 0.2
 
 
-def open_records(workflow_dir: str | Path | None = None, run_name: str | None = None) -> WorkflowRecords:
+def open_records(
+    workflow_dir: str | Path | None = None, run_name: str | None = None
+) -> WorkflowRecords:
     """Open a workflow directory (or its motoko.yaml) read-only; default run: the latest."""
     return WorkflowRecords.open(workflow_dir, run_name)

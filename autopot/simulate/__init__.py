@@ -10,8 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OPT", "EOS", "MD", "PHONON", "NEB", "NEB_FROM_ENDPOINTS", "ELASTICITY", "SFE", "VACANCY",
-           "simulate", "compare", "SimulationError", "SimulationResult"]
+__all__ = [
+    "OPT",
+    "EOS",
+    "MD",
+    "PHONON",
+    "NEB",
+    "NEB_FROM_ENDPOINTS",
+    "ELASTICITY",
+    "SFE",
+    "VACANCY",
+    "simulate",
+    "compare",
+    "SimulationError",
+    "SimulationResult",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -50,23 +50,34 @@ def _module(task: str) -> Any:
 
 def _check_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
     module = _module(task)
-    checked = module.check_endpoints(params) if task == "neb_from_endpoints" else module.check(params)
+    checked = (
+        module.check_endpoints(params) if task == "neb_from_endpoints" else module.check(params)
+    )
     if task == "md":  # one stored form per schedule: [start, end] (a number is constant)
         for key in ("temperature_K", "pressure_GPa"):
             value = checked[key]
-            checked[key] = [float(v) for v in value] if isinstance(value, (list, tuple)) \
+            checked[key] = (
+                [float(v) for v in value]
+                if isinstance(value, (list, tuple))
                 else [float(value), float(value)]
+            )
     return checked
 
 
-def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict[str, Any],
-            workflow_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def prepare(
+    task: str,
+    structures: dict[str, Any],
+    calculator: Any,
+    params: dict[str, Any],
+    workflow_dir: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(job parameters, {job param: Atoms or [Atoms]}): everything checked, nothing written."""
     from autopot.reference.calculators import make_calculator, resolve_spec, spec_file_digests
 
     if task not in tasks.TASKS:
-        raise SimulationError(f"unknown simulation {task!r}; use one of {', '.join(tasks.TASKS)}",
-                              field="task")
+        raise SimulationError(
+            f"unknown simulation {task!r}; use one of {', '.join(tasks.TASKS)}", field="task"
+        )
     checked = _check_params(task, dict(params))
     atoms: dict[str, Any] = {}
     for name, source in structures.items():
@@ -92,7 +103,9 @@ def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict
         make_calculator(spec, directory=Path(tmp))  # unimportable, bad kwargs, missing files
     job: dict[str, Any] = {"calculator": spec, "calculator_files": spec_file_digests(spec)}
     for name, value in atoms.items():
-        job[name] = [structure_sha256(a) for a in value] if name == "images" else structure_sha256(value)
+        job[name] = (
+            [structure_sha256(a) for a in value] if name == "images" else structure_sha256(value)
+        )
     job.update(checked)
     if task in tasks.COMPOSED:
         job["parts_source"] = ",".join(tasks.schema(t).source_hash for t in tasks.COMPOSED[task])
@@ -100,19 +113,31 @@ def prepare(task: str, structures: dict[str, Any], calculator: Any, params: dict
     return job, atoms
 
 
-def simulate(task: str, structures: dict[str, Any], calculator: Any = "emt", *,
-             workflow: str | Path | None = None, refresh: bool = False,
-             executor: str | dict[str, Any] = "local", slurm_options: dict[str, Any] | None = None,
-             **params: Any) -> SimulationResult:
+def simulate(
+    task: str,
+    structures: dict[str, Any],
+    calculator: Any = "emt",
+    *,
+    workflow: str | Path | None = None,
+    refresh: bool = False,
+    executor: str | dict[str, Any] = "local",
+    slurm_options: dict[str, Any] | None = None,
+    **params: Any,
+) -> SimulationResult:
     """Run (or recall) one simulation as a recorded task run; see the module docstring."""
     from autopot.locate import resolve_workflow_dir
 
-    workflow_dir = resolve_workflow_dir(workflow) if workflow is not None else tasks.default_workflow_dir()
+    workflow_dir = (
+        resolve_workflow_dir(workflow) if workflow is not None else tasks.default_workflow_dir()
+    )
     job, atoms = prepare(task, structures, calculator, params, workflow_dir)
     executor_spec = {"name": executor} if isinstance(executor, str) else dict(executor)
-    if executor_spec.get("name") not in ("local", "slurm") and ":" not in str(executor_spec.get("name")):
-        raise SimulationError(f"unknown executor {executor_spec.get('name')!r}; use local or slurm",
-                              field="executor")
+    if executor_spec.get("name") not in ("local", "slurm") and ":" not in str(
+        executor_spec.get("name")
+    ):
+        raise SimulationError(
+            f"unknown executor {executor_spec.get('name')!r}; use local or slurm", field="executor"
+        )
     run_params = {"slurm_options": dict(slurm_options)} if slurm_options else {}
     tasks.schema(task).validate_run(run_params)  # before anything is recorded
     if not refresh:
@@ -158,8 +183,14 @@ def _result(workflow_dir: Path, label: str) -> SimulationResult:
     return out
 
 
-def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bool,
-                 executor: dict[str, Any], run_params: dict[str, Any]) -> str:
+def _orchestrate(
+    workflow_dir: Path,
+    task: str,
+    job: dict[str, Any],
+    refresh: bool,
+    executor: dict[str, Any],
+    run_params: dict[str, Any],
+) -> str:
     """One orchestrator run of :mod:`autopot.simulate.flow`; the label of the result run."""
     import asyncio
 
@@ -179,8 +210,13 @@ def _orchestrate(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bo
     run_name = f"simulate-{task}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{next(_calls)}"
     out = io.StringIO()
     t0 = time.perf_counter()
-    params = {"task": task, "job": job, "refresh": refresh, "run_params": run_params,
-              "simulation": True}
+    params = {
+        "task": task,
+        "job": job,
+        "refresh": refresh,
+        "run_params": run_params,
+        "simulation": True,
+    }
     for attempt in range(20):
         _wait_for_other_simulations(workflow_dir)
         try:
@@ -217,25 +253,46 @@ def _wait_for_other_simulations(workflow_dir: Path, poll_s: float = 0.2) -> None
         except AutopotError:  # the owner is still creating the database or starting its server
             live = simulations = []
         if live and not simulations:
-            raise SimulationError(f"the AutoPot orchestrator (pid {pid}) is running on this workflow "
-                                  "directory; record the simulation elsewhere or after it",
-                                  file=workflow_dir, field="workflow")
+            raise SimulationError(
+                f"the AutoPot orchestrator (pid {pid}) is running on this workflow "
+                "directory; record the simulation elsewhere or after it",
+                file=workflow_dir,
+                field="workflow",
+            )
         if not waited:
             log.info("waiting for the simulation orchestrator (pid %s) on %s", pid, workflow_dir)
             waited = True
         time.sleep(poll_s)
 
 
-def _orchestrate_in_subprocess(workflow_dir: Path, task: str, job: dict[str, Any], refresh: bool,
-                               executor: dict[str, Any], run_params: dict[str, Any]) -> str:
+def _orchestrate_in_subprocess(
+    workflow_dir: Path,
+    task: str,
+    job: dict[str, Any],
+    refresh: bool,
+    executor: dict[str, Any],
+    run_params: dict[str, Any],
+) -> str:
     import json
     import subprocess
     import sys
 
-    request = json.dumps({"workflow_dir": str(workflow_dir), "task": task, "job": job,
-                          "refresh": refresh, "executor": executor, "run_params": run_params})
-    proc = subprocess.run([sys.executable, "-m", "autopot.simulate.api"], input=request,
-                          capture_output=True, text=True)
+    request = json.dumps(
+        {
+            "workflow_dir": str(workflow_dir),
+            "task": task,
+            "job": job,
+            "refresh": refresh,
+            "executor": executor,
+            "run_params": run_params,
+        }
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopot.simulate.api"],
+        input=request,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
         raise SimulationError(lines[-1], file=workflow_dir, field=task)
@@ -251,8 +308,14 @@ def _subprocess_main() -> None:
 
     r = json.load(sys.stdin)
     try:
-        label = _orchestrate(Path(r["workflow_dir"]), r["task"], r["job"], r["refresh"],
-                             r["executor"], r["run_params"])
+        label = _orchestrate(
+            Path(r["workflow_dir"]),
+            r["task"],
+            r["job"],
+            r["refresh"],
+            r["executor"],
+            r["run_params"],
+        )
     except AutopotError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
@@ -285,10 +348,16 @@ def NEB(images: Any = None, calculator: Any = "emt", **kwargs: Any) -> Simulatio
     return simulate("neb", {"images": images}, calculator, **kwargs)
 
 
-def NEB_FROM_ENDPOINTS(initial: Any = None, final: Any = None, calculator: Any = "emt",  # noqa: N802
-                       **kwargs: Any) -> SimulationResult:
+def NEB_FROM_ENDPOINTS(
+    initial: Any = None,
+    final: Any = None,
+    calculator: Any = "emt",  # noqa: N802
+    **kwargs: Any,
+) -> SimulationResult:
     """Relaxed endpoints, IDPP path, CI-NEB; see :func:`autopot.simulate.neb.from_endpoints`."""
-    return simulate("neb_from_endpoints", {"structure": initial, "final": final}, calculator, **kwargs)
+    return simulate(
+        "neb_from_endpoints", {"structure": initial, "final": final}, calculator, **kwargs
+    )
 
 
 def ELASTICITY(atoms: Any = None, calculator: Any = "emt", **kwargs: Any) -> SimulationResult:  # noqa: N802

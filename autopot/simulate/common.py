@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from ase import units
 
 from autopot.errors import AutopotError
 
@@ -23,16 +24,31 @@ if TYPE_CHECKING:
     from ase import Atoms
 
 #: eV/Å^3 → GPa
-EV_A3_TO_GPA = 160.21766208
+EV_A3_TO_GPA = 1.0 / units.GPa
 #: eV/Å^2 → mJ/m^2
 EV_A2_TO_MJ_M2 = 16021.766208
 
 #: ASE optimizers accepted by name (``ase.optimize`` attributes).
-OPTIMIZERS = ("BFGS", "BFGSLineSearch", "LBFGS", "LBFGSLineSearch", "FIRE", "FIRE2", "MDMin",
-              "GPMin", "QuasiNewton", "GoodOldQuasiNewton", "ODE12r")
+OPTIMIZERS = (
+    "BFGS",
+    "BFGSLineSearch",
+    "LBFGS",
+    "LBFGSLineSearch",
+    "FIRE",
+    "FIRE2",
+    "MDMin",
+    "GPMin",
+    "QuasiNewton",
+    "GoodOldQuasiNewton",
+    "ODE12r",
+)
 #: Cell filters by name → ``ase.filters`` class (``none``: positions only).
-FILTERS = {"none": None, "UnitCell": "UnitCellFilter", "ExpCell": "ExpCellFilter",
-           "FrechetCell": "FrechetCellFilter"}
+FILTERS = {
+    "none": None,
+    "UnitCell": "UnitCellFilter",
+    "ExpCell": "ExpCellFilter",
+    "FrechetCell": "FrechetCellFilter",
+}
 
 
 class SimulationError(AutopotError):
@@ -55,22 +71,34 @@ def merge(defaults: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     choices = list(choices)
     if value not in choices:
-        raise SimulationError(f"unknown value {value!r}; use one of {', '.join(choices)}", field=name)
+        raise SimulationError(
+            f"unknown value {value!r}; use one of {', '.join(choices)}", field=name
+        )
     return value
 
 
-def check_number(name: str, value: Any, *, minimum: float | None = None, strict: bool = False,
-                 maximum: float | None = None, integer: bool = False) -> Any:
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    strict: bool = False,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> Any:
     """A finite number within bounds (``strict``: the minimum itself is refused)."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds + (np.integer, np.floating)):
-        raise SimulationError(f"expected {'an integer' if integer else 'a number'}, got {value!r}",
-                              field=name)
+        raise SimulationError(
+            f"expected {'an integer' if integer else 'a number'}, got {value!r}", field=name
+        )
     number = float(value)  # type: ignore[arg-type]  # a number: checked just above
     if not math.isfinite(number):
         raise SimulationError(f"expected a finite number, got {value!r}", field=name)
     if minimum is not None and (number < minimum or (strict and number == minimum)):
-        raise SimulationError(f"must be {'>' if strict else '>='} {minimum}, got {value!r}", field=name)
+        raise SimulationError(
+            f"must be {'>' if strict else '>='} {minimum}, got {value!r}", field=name
+        )
     if maximum is not None and number > maximum:
         raise SimulationError(f"must be <= {maximum}, got {value!r}", field=name)
     return int(number) if integer else number
@@ -84,7 +112,9 @@ def check_filter(name: str, value: Any) -> str:
     return check_choice(name, value, FILTERS)
 
 
-def check_relax(prefix: str, optimizer: Any, fmax: Any, steps: Any, cell_filter: Any = "none") -> None:
+def check_relax(
+    prefix: str, optimizer: Any, fmax: Any, steps: Any, cell_filter: Any = "none"
+) -> None:
     """The four settings every relaxation takes, named ``<prefix>optimizer`` etc."""
     check_optimizer(f"{prefix}optimizer", optimizer)
     check_number(f"{prefix}fmax", fmax, minimum=0, strict=True)
@@ -110,11 +140,13 @@ def read_structure(source: Any, field: str = "structure") -> Atoms:
         try:
             atoms = read(path, index=-1)
         except Exception as exc:  # noqa: BLE001 - ASE's readers raise anything on a bad file
-            raise SimulationError(f"cannot read a structure: {type(exc).__name__}: {exc}",
-                                  file=path, field=field) from None
+            raise SimulationError(
+                f"cannot read a structure: {type(exc).__name__}: {exc}", file=path, field=field
+            ) from None
     else:
-        raise SimulationError(f"expected an Atoms, a dict or a file, got {type(source).__name__}",
-                              field=field)
+        raise SimulationError(
+            f"expected an Atoms, a dict or a file, got {type(source).__name__}", field=field
+        )
     if len(atoms) == 0:
         raise SimulationError("structure has no atoms", field=field)
     return atoms
@@ -128,8 +160,9 @@ def canonical(atoms: Atoms) -> Atoms:
     """
     from ase import Atoms
 
-    return Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array,
-                 pbc=atoms.pbc)
+    return Atoms(
+        numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=atoms.pbc
+    )
 
 
 def canonical_extxyz(atoms: Atoms) -> str:
@@ -137,8 +170,14 @@ def canonical_extxyz(atoms: Atoms) -> str:
     from ase.io import write
 
     buf = io.StringIO()
-    write(buf, canonical(atoms), format="extxyz", columns=["symbols", "positions"],
-          write_info=False, write_results=False)
+    write(
+        buf,
+        canonical(atoms),
+        format="extxyz",
+        columns=["symbols", "positions"],
+        write_info=False,
+        write_results=False,
+    )
     return buf.getvalue()
 
 
@@ -147,19 +186,25 @@ def structure_sha256(atoms: Atoms) -> str:
 
 
 def atoms_to_dict(atoms: Atoms) -> dict[str, Any]:
-    return {"symbols": atoms.get_chemical_symbols(), "positions": atoms.positions.tolist(),
-            "cell": atoms.cell.array.tolist(), "pbc": [bool(p) for p in atoms.pbc]}
+    return {
+        "symbols": atoms.get_chemical_symbols(),
+        "positions": atoms.positions.tolist(),
+        "cell": atoms.cell.array.tolist(),
+        "pbc": [bool(p) for p in atoms.pbc],
+    }
 
 
 def atoms_from_dict(data: dict[str, Any], field: str = "structure") -> Atoms:
     from ase import Atoms
 
     try:
-        return Atoms(symbols=data["symbols"], positions=data["positions"], cell=data["cell"],
-                     pbc=data["pbc"])
+        return Atoms(
+            symbols=data["symbols"], positions=data["positions"], cell=data["cell"], pbc=data["pbc"]
+        )
     except Exception as exc:  # noqa: BLE001 - any malformed dict is the same user error
-        raise SimulationError(f"not a structure dict ({type(exc).__name__}: {exc})",
-                              field=field) from None
+        raise SimulationError(
+            f"not a structure dict ({type(exc).__name__}: {exc})", field=field
+        ) from None
 
 
 def plain(value: Any) -> Any:
@@ -180,9 +225,18 @@ def plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- relaxation
-def relax(atoms: Atoms, calculator: Any, *, optimizer: str = "BFGS", fmax: float = 0.01,
-          steps: int = 1000, cell_filter: str = "none", symmetry: bool = False,
-          constraints: Sequence[Any] = (), trajectory: str | None = None) -> dict[str, Any]:
+def relax(
+    atoms: Atoms,
+    calculator: Any,
+    *,
+    optimizer: str = "BFGS",
+    fmax: float = 0.01,
+    steps: int = 1000,
+    cell_filter: str = "none",
+    symmetry: bool = False,
+    constraints: Sequence[Any] = (),
+    trajectory: str | None = None,
+) -> dict[str, Any]:
     """Relax ``atoms`` in place; returns steps, converged and the final energy.
 
     ``symmetry`` adds ASE's FixSymmetry (space group of the input kept); ``constraints``
@@ -207,5 +261,9 @@ def relax(atoms: Atoms, calculator: Any, *, optimizer: str = "BFGS", fmax: float
     energy = float(atoms.get_potential_energy())
     forces = atoms.get_forces()
     atoms.set_constraint()
-    return {"energy": energy, "steps": int(opt.nsteps), "converged": converged,
-            "max_force": float(np.linalg.norm(forces, axis=1).max())}
+    return {
+        "energy": energy,
+        "steps": int(opt.nsteps),
+        "converged": converged,
+        "max_force": float(np.linalg.norm(forces, axis=1).max()),
+    }

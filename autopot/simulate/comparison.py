@@ -17,13 +17,21 @@ FIGURES: dict[str, dict[str, str]] = {
     "eos": {"a0_A": "a0_cubic", "V0_per_atom_A3": "V0_per_atom", "B0_GPa": "B0_GPa"},
     "elasticity": {"C11_GPa": "C11_GPa", "C12_GPa": "C12_GPa", "C44_GPa": "C44_GPa"},
     "sfe": {"sfe_mJ_m2": "sfe_mJ_m2"},
-    "vacancy": {"vacancy_formation_eV": "formation_energy", "vacancy_migration_eV": "migration_barrier"},
+    "vacancy": {
+        "vacancy_formation_eV": "formation_energy",
+        "vacancy_migration_eV": "migration_barrier",
+    },
 }
 
 
-def compare(atoms: Any, calculators: dict[str, Any] | list[Any],
-            simulations: tuple[str, ...] = ("eos", "elasticity", "sfe"), *,
-            params: dict[str, dict[str, Any]] | None = None, **common: Any) -> dict[str, dict[str, Any]]:
+def compare(
+    atoms: Any,
+    calculators: dict[str, Any] | list[Any],
+    simulations: tuple[str, ...] = ("eos", "elasticity", "sfe"),
+    *,
+    params: dict[str, dict[str, Any]] | None = None,
+    **common: Any,
+) -> dict[str, dict[str, Any]]:
     """``{calculator name: {figure: value, figure_dev: relative deviation, runs: [...]}}``."""
     from autopot.simulate.api import simulate
     from autopot.simulate.common import SimulationError
@@ -34,14 +42,16 @@ def compare(atoms: Any, calculators: dict[str, Any] | list[Any],
         raise SimulationError("give at least one calculator", field="calculators")
     unknown = [s for s in simulations if s not in FIGURES]
     if unknown:
-        raise SimulationError(f"not comparable: {unknown[0]!r}; use {', '.join(FIGURES)}",
-                              field="simulations")
+        raise SimulationError(
+            f"not comparable: {unknown[0]!r}; use {', '.join(FIGURES)}", field="simulations"
+        )
     table: dict[str, dict[str, Any]] = {}
     for name, calculator in calculators.items():
         row: dict[str, Any] = {"runs": []}
         for task in simulations:
-            result = simulate(task, {"structure": atoms}, calculator, **common,
-                              **(params or {}).get(task, {}))
+            result = simulate(
+                task, {"structure": atoms}, calculator, **common, **(params or {}).get(task, {})
+            )
             row["runs"].append(result.run)
             for column, key in FIGURES[task].items():
                 row[column] = result.get(key)

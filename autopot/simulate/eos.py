@@ -24,9 +24,15 @@ from autopot.simulate.common import (
 if TYPE_CHECKING:
     from ase import Atoms
 
-DEFAULTS: dict[str, Any] = {"n_points": 11, "max_strain": 0.1, "optimizer": "BFGS",
-                            "filter": "FrechetCell", "fmax": 0.005, "steps": 1000,
-                            "symmetry": True}
+DEFAULTS: dict[str, Any] = {
+    "n_points": 11,
+    "max_strain": 0.1,
+    "optimizer": "BFGS",
+    "filter": "FrechetCell",
+    "fmax": 0.005,
+    "steps": 1000,
+    "symmetry": True,
+}
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
@@ -59,9 +65,14 @@ def fit(volumes: list[float], energies: list[float], natoms: int) -> dict[str, A
     bp = float(eos.eos_parameters[2])
     order = np.argsort(volumes)
     return {
-        "V0": float(v0), "E0": float(e0), "B0_GPa": float(b0) * EV_A3_TO_GPA, "B0_prime": bp,
-        "V0_per_atom": float(v0) / natoms, "E0_per_atom": float(e0) / natoms,
-        "volumes": [float(volumes[i]) for i in order], "energies": [float(energies[i]) for i in order],
+        "V0": float(v0),
+        "E0": float(e0),
+        "B0_GPa": float(b0) * EV_A3_TO_GPA,
+        "B0_prime": bp,
+        "V0_per_atom": float(v0) / natoms,
+        "E0_per_atom": float(e0) / natoms,
+        "volumes": [float(volumes[i]) for i in order],
+        "energies": [float(energies[i]) for i in order],
         "natoms": natoms,
     }
 
@@ -70,12 +81,25 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     """The whole EOS in this process (the recorded one runs the relaxations as OPT tasks)."""
     p = check(params)
     work = atoms.copy()
-    full = relax(work, calculator, optimizer=p["optimizer"], fmax=p["fmax"], steps=p["steps"],
-                 cell_filter=p["filter"], symmetry=p["symmetry"])
+    full = relax(
+        work,
+        calculator,
+        optimizer=p["optimizer"],
+        fmax=p["fmax"],
+        steps=p["steps"],
+        cell_filter=p["filter"],
+        symmetry=p["symmetry"],
+    )
     volumes, energies, converged = [], [], [full["converged"]]
     for cell in strained(work, p["n_points"], p["max_strain"]):
-        r = relax(cell, calculator, optimizer=p["optimizer"], fmax=p["fmax"], steps=p["steps"],
-                  symmetry=p["symmetry"])
+        r = relax(
+            cell,
+            calculator,
+            optimizer=p["optimizer"],
+            fmax=p["fmax"],
+            steps=p["steps"],
+            symmetry=p["symmetry"],
+        )
         volumes.append(cell.get_volume())
         energies.append(r["energy"])
         converged.append(r["converged"])

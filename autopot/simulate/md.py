@@ -22,11 +22,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("autopot.simulate.md")
 
 ENSEMBLES = ("nve", "langevin", "nose_hoover", "berendsen", "npt")
-DEFAULTS: dict[str, Any] = {"ensemble": "nve", "steps": 1000, "timestep_fs": 2.0,
-                            "temperature_K": 300.0, "pressure_GPa": 0.0, "friction_per_fs": 0.01,
-                            "tdamp_fs": 100.0, "pdamp_fs": 1000.0, "compressibility_per_GPa": 0.01,
-                            "interval": 10, "seed": 0, "init_velocities": True, "restart": True,
-                            "trajectory": "md.traj"}
+DEFAULTS: dict[str, Any] = {
+    "ensemble": "nve",
+    "steps": 1000,
+    "timestep_fs": 2.0,
+    "temperature_K": 300.0,
+    "pressure_GPa": 0.0,
+    "friction_per_fs": 0.01,
+    "tdamp_fs": 100.0,
+    "pdamp_fs": 1000.0,
+    "compressibility_per_GPa": 0.01,
+    "interval": 10,
+    "seed": 0,
+    "init_velocities": True,
+    "restart": True,
+    "trajectory": "md.traj",
+}
 
 
 def _schedule(name: str, value: Any, minimum: float | None) -> tuple[float, float]:
@@ -51,8 +62,11 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
     check_number("interval", p["interval"], minimum=1, integer=True)
     check_number("seed", p["seed"], minimum=0, integer=True)
     if p["ensemble"] == "nose_hoover" and t[0] != t[1]:
-        raise SimulationError("the Nose-Hoover chain has no settable target temperature; "
-                              "ramp with langevin, berendsen or npt", field="temperature_K")
+        raise SimulationError(
+            "the Nose-Hoover chain has no settable target temperature; "
+            "ramp with langevin, berendsen or npt",
+            field="temperature_K",
+        )
     if not isinstance(p["trajectory"], str) or not p["trajectory"]:
         raise SimulationError("expected a file name", field="trajectory")
     return p
@@ -70,24 +84,39 @@ def _dynamics(atoms: Atoms, p: dict[str, Any], t0: float, p0: float) -> Any:
     if name == "langevin":
         from ase.md.langevin import Langevin
 
-        return Langevin(atoms, timestep=dt, temperature_K=t0, friction=p["friction_per_fs"] / units.fs,
-                        rng=np.random.default_rng(p["seed"]))
+        return Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=t0,
+            friction=p["friction_per_fs"] / units.fs,
+            rng=np.random.default_rng(p["seed"]),
+        )
     if name == "nose_hoover":
         from ase.md.nose_hoover_chain import NoseHooverChainNVT
 
-        return NoseHooverChainNVT(atoms, timestep=dt, temperature_K=t0, tdamp=p["tdamp_fs"] * units.fs)
+        return NoseHooverChainNVT(
+            atoms, timestep=dt, temperature_K=t0, tdamp=p["tdamp_fs"] * units.fs
+        )
     if name == "berendsen":
         from ase.md.nvtberendsen import NVTBerendsen
 
         return NVTBerendsen(atoms, timestep=dt, temperature_K=t0, taut=p["tdamp_fs"] * units.fs)
     from ase.md.nptberendsen import NPTBerendsen
 
-    return NPTBerendsen(atoms, timestep=dt, temperature_K=t0, pressure_au=p0 * units.GPa,
-                        taut=p["tdamp_fs"] * units.fs, taup=p["pdamp_fs"] * units.fs,
-                        compressibility_au=p["compressibility_per_GPa"] / units.GPa)
+    return NPTBerendsen(
+        atoms,
+        timestep=dt,
+        temperature_K=t0,
+        pressure_au=p0 * units.GPa,
+        taut=p["tdamp_fs"] * units.fs,
+        taup=p["pdamp_fs"] * units.fs,
+        compressibility_au=p["compressibility_per_GPa"] / units.GPa,
+    )
 
 
-def run(atoms: Atoms, calculator: Any, *, directory: str | Path = ".", **params: Any) -> dict[str, Any]:
+def run(
+    atoms: Atoms, calculator: Any, *, directory: str | Path = ".", **params: Any
+) -> dict[str, Any]:
     """Run (or continue) MD; the trajectory goes to ``directory/trajectory``.
 
     With ``restart`` and an existing trajectory, MD continues from its last frame
@@ -112,7 +141,9 @@ def run(atoms: Atoms, calculator: Any, *, directory: str | Path = ".", **params:
         work.set_momenta(last.get_momenta())
         log.info("restarting MD from step %d of %s", done, path)
     elif p["init_velocities"] and t_start > 0:
-        MaxwellBoltzmannDistribution(work, temperature_K=t_start, rng=np.random.default_rng(p["seed"]))
+        MaxwellBoltzmannDistribution(
+            work, temperature_K=t_start, rng=np.random.default_rng(p["seed"])
+        )
         Stationary(work)
     work.calc = calculator
     total = p["steps"]
@@ -154,8 +185,11 @@ def run(atoms: Atoms, calculator: Any, *, directory: str | Path = ".", **params:
     finally:
         traj.close()
     return {
-        "steps_done": state["step"], "restarted_from": done, "n_frames": len(read(path, index=":")),
-        "trajectory": p["trajectory"], "temperature_final_K": float(work.get_temperature()),
+        "steps_done": state["step"],
+        "restarted_from": done,
+        "n_frames": len(read(path, index=":")),
+        "trajectory": p["trajectory"],
+        "temperature_final_K": float(work.get_temperature()),
         "temperature_mean_K": float(np.mean(temps)) if temps else None,
         "energy_final": float(work.get_potential_energy()),
         "total_energy_final": float(work.get_total_energy()),

@@ -26,11 +26,23 @@ from autopot.simulate.common import (
 if TYPE_CHECKING:
     from ase import Atoms
 
-DEFAULTS: dict[str, Any] = {"climb": True, "optimizer": "FIRE", "fmax": 0.02, "steps": 1000,
-                            "spring": 0.1, "method": "improvedtangent"}
-ENDPOINT_DEFAULTS: dict[str, Any] = {**DEFAULTS, "n_images": 5, "interpolation": "idpp",
-                                     "relax_endpoints": True, "endpoint_optimizer": "BFGS",
-                                     "endpoint_fmax": 0.01, "endpoint_steps": 1000}
+DEFAULTS: dict[str, Any] = {
+    "climb": True,
+    "optimizer": "FIRE",
+    "fmax": 0.02,
+    "steps": 1000,
+    "spring": 0.1,
+    "method": "improvedtangent",
+}
+ENDPOINT_DEFAULTS: dict[str, Any] = {
+    **DEFAULTS,
+    "n_images": 5,
+    "interpolation": "idpp",
+    "relax_endpoints": True,
+    "endpoint_optimizer": "BFGS",
+    "endpoint_fmax": 0.01,
+    "endpoint_steps": 1000,
+}
 
 
 def check(params: dict[str, Any], defaults: dict[str, Any] = DEFAULTS) -> dict[str, Any]:
@@ -56,8 +68,9 @@ def check_images(images: Sequence[Atoms], field: str = "images") -> None:
     first = images[0]
     for i, image in enumerate(images[1:], 1):
         if len(image) != len(first):
-            raise SimulationError(f"image {i} has {len(image)} atoms, image 0 has {len(first)}",
-                                  field=field)
+            raise SimulationError(
+                f"image {i} has {len(image)} atoms, image 0 has {len(first)}", field=field
+            )
         if list(image.numbers) != list(first.numbers):
             raise SimulationError(f"image {i} has another species order than image 0", field=field)
         if not np.allclose(image.cell.array, first.cell.array, atol=1e-6):
@@ -74,23 +87,36 @@ def run(images: Sequence[Atoms], calculator: Any, **params: Any) -> dict[str, An
     path = [a.copy() for a in images]
     for a in path:
         a.calc = calculator
-    band = NEB(path, climb=p["climb"], k=p["spring"], method=p["method"],
-               allow_shared_calculator=True)
+    band = NEB(
+        path, climb=p["climb"], k=p["spring"], method=p["method"], allow_shared_calculator=True
+    )
     opt = getattr(ase.optimize, p["optimizer"])(band, logfile=None)
     converged = bool(opt.run(fmax=p["fmax"], steps=p["steps"]))
     energies = np.array([a.get_potential_energy() for a in path])
     top = int(np.argmax(energies))
-    distances = np.concatenate([[0.0], np.cumsum([
-        np.linalg.norm(_mic(b.positions - a.positions, a)) for a, b in zip(path, path[1:], strict=False)
-    ])])
+    distances = np.concatenate(
+        [
+            [0.0],
+            np.cumsum(
+                [
+                    np.linalg.norm(_mic(b.positions - a.positions, a))
+                    for a, b in zip(path, path[1:], strict=False)
+                ]
+            ),
+        ]
+    )
     return {
-        "energies": energies.tolist(), "relative_energies": (energies - energies[0]).tolist(),
+        "energies": energies.tolist(),
+        "relative_energies": (energies - energies[0]).tolist(),
         "path_distances": distances.tolist(),
         "barrier_forward": float(energies[top] - energies[0]),
         "barrier_backward": float(energies[top] - energies[-1]),
         "reaction_energy": float(energies[-1] - energies[0]),
-        "saddle_index": top, "n_images": len(path), "converged": converged,
-        "steps": int(opt.nsteps), "saddle": atoms_to_dict(path[top]),
+        "saddle_index": top,
+        "n_images": len(path),
+        "converged": converged,
+        "steps": int(opt.nsteps),
+        "saddle": atoms_to_dict(path[top]),
     }
 
 
@@ -112,8 +138,13 @@ def from_endpoints(initial: Atoms, final: Atoms, calculator: Any, **params: Any)
     relaxed = {}
     if p["relax_endpoints"]:
         for name, a in (("initial", start), ("final", end)):
-            relaxed[name] = relax(a, calculator, optimizer=p["endpoint_optimizer"],
-                                  fmax=p["endpoint_fmax"], steps=p["endpoint_steps"])
+            relaxed[name] = relax(
+                a,
+                calculator,
+                optimizer=p["endpoint_optimizer"],
+                fmax=p["endpoint_fmax"],
+                steps=p["endpoint_steps"],
+            )
     images = [start] + [start.copy() for _ in range(p["n_images"])] + [end]
     band = NEB(images, allow_shared_calculator=True)
     band.interpolate(method=p["interpolation"], mic=bool(start.pbc.any()))

@@ -9,8 +9,13 @@ from autopot.simulate.common import atoms_to_dict, check_relax, merge, relax
 if TYPE_CHECKING:
     from ase import Atoms
 
-DEFAULTS: dict[str, Any] = {"optimizer": "BFGS", "filter": "none", "fmax": 0.01, "steps": 1000,
-                            "symmetry": False}
+DEFAULTS: dict[str, Any] = {
+    "optimizer": "BFGS",
+    "filter": "none",
+    "fmax": 0.01,
+    "steps": 1000,
+    "symmetry": False,
+}
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
@@ -23,12 +28,21 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     """Relaxed structure, energy, steps taken and whether ``fmax`` was reached."""
     p = check(params)
     work = atoms.copy()
-    out = relax(work, calculator, optimizer=p["optimizer"], fmax=p["fmax"], steps=p["steps"],
-                cell_filter=p["filter"], symmetry=p["symmetry"])
-    out.update({
-        "energy_per_atom": out["energy"] / len(work),
-        "volume": float(work.get_volume()) if work.cell.rank == 3 else None,
-        "natoms": len(work),
-        "structure": atoms_to_dict(work),
-    })
+    out = relax(
+        work,
+        calculator,
+        optimizer=p["optimizer"],
+        fmax=p["fmax"],
+        steps=p["steps"],
+        cell_filter=p["filter"],
+        symmetry=p["symmetry"],
+    )
+    out.update(
+        {
+            "energy_per_atom": out["energy"] / len(work),
+            "volume": float(work.get_volume()) if work.cell.rank == 3 else None,
+            "natoms": len(work),
+            "structure": atoms_to_dict(work),
+        }
+    )
     return out

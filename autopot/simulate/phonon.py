@@ -18,10 +18,20 @@ from autopot.simulate.common import SimulationError, check_number, check_relax, 
 if TYPE_CHECKING:
     from ase import Atoms
 
-DEFAULTS: dict[str, Any] = {"supercell": [2, 2, 2], "distance": 0.01, "band_points": 51,
-                            "mesh": [12, 12, 12], "t_min": 0.0, "t_max": 1000.0, "t_step": 50.0,
-                            "relax": False, "optimizer": "BFGS", "filter": "FrechetCell",
-                            "fmax": 0.001, "steps": 1000}
+DEFAULTS: dict[str, Any] = {
+    "supercell": [2, 2, 2],
+    "distance": 0.01,
+    "band_points": 51,
+    "mesh": [12, 12, 12],
+    "t_min": 0.0,
+    "t_max": 1000.0,
+    "t_step": 50.0,
+    "relax": False,
+    "optimizer": "BFGS",
+    "filter": "FrechetCell",
+    "fmax": 0.001,
+    "steps": 1000,
+}
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
@@ -30,8 +40,11 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
         value = p[name]
         if isinstance(value, int) and not isinstance(value, bool):
             value = p[name] = [value] * 3
-        if (not isinstance(value, (list, tuple)) or len(value) not in (3, 9)
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) not in (3, 9)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
             raise SimulationError("expected 3 (or 9) integers", field=name)
         if len(value) == 3 and min(value) < 1:
             raise SimulationError("expected positive integers", field=name)
@@ -48,22 +61,27 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
 def _phonopy_atoms(atoms: Atoms) -> Any:
     from phonopy.structure.atoms import PhonopyAtoms
 
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
-                        scaled_positions=atoms.get_scaled_positions())
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=atoms.cell.array,
+        scaled_positions=atoms.get_scaled_positions(),
+    )
 
 
 def _ase_atoms(patoms: Any) -> Atoms:
     from ase import Atoms
 
-    return Atoms(symbols=patoms.symbols, cell=patoms.cell, scaled_positions=patoms.scaled_positions,
-                 pbc=True)
+    return Atoms(
+        symbols=patoms.symbols, cell=patoms.cell, scaled_positions=patoms.scaled_positions, pbc=True
+    )
 
 
 def check_structure(atoms: Atoms) -> None:
     """Refused before any run is recorded (the API calls this too)."""
     if not atoms.pbc.all() or atoms.cell.rank != 3:
-        raise SimulationError("phonons need a periodic structure with a full cell",
-                              field="structure")
+        raise SimulationError(
+            "phonons need a periodic structure with a full cell", field="structure"
+        )
 
 
 def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
@@ -74,8 +92,15 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     work = atoms.copy()
     relaxed = None
     if p["relax"]:
-        relaxed = relax(work, calculator, optimizer=p["optimizer"], fmax=p["fmax"],
-                        steps=p["steps"], cell_filter=p["filter"], symmetry=True)
+        relaxed = relax(
+            work,
+            calculator,
+            optimizer=p["optimizer"],
+            fmax=p["fmax"],
+            steps=p["steps"],
+            cell_filter=p["filter"],
+            symmetry=True,
+        )
     sc = p["supercell"]
     matrix = np.diag(sc) if len(sc) == 3 else np.reshape(sc, (3, 3))
     phonon = Phonopy(_phonopy_atoms(work), supercell_matrix=matrix, primitive_matrix="auto")
@@ -103,20 +128,23 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     phonon.run_mesh(p["mesh"], is_gamma_center=True)
     phonon.run_total_dos()
     dos = phonon.total_dos
-    phonon.run_thermal_properties(t_min=p["t_min"], t_max=p["t_max"], t_step=p["t_step"],
-                                  exclude_gamma_acoustic=True)
+    phonon.run_thermal_properties(
+        t_min=p["t_min"], t_max=p["t_max"], t_step=p["t_step"], exclude_gamma_acoustic=True
+    )
     thermal = phonon.thermal_properties
     fc = phonon.force_constants
     # phonopy types its results Optional until computed: they were, just above
     assert band is not None and dos is not None and thermal is not None and fc is not None
     n_acoustic = 3
     out = {
-        "natoms_primitive": len(prim), "natoms_supercell": len(phonon.supercell),
+        "natoms_primitive": len(prim),
+        "natoms_supercell": len(phonon.supercell),
         "n_displacements": len(forces),
         "gamma_frequencies_THz": gamma.tolist(),
         "gamma_acoustic_max_abs_THz": float(np.abs(gamma[:n_acoustic]).max()),
         "gamma_max_THz": float(gamma.max()),
-        "band_path": path.path, "band_labels": labels,
+        "band_path": path.path,
+        "band_labels": labels,
         "band_distances": [np.asarray(d).tolist() for d in band.distances],
         "band_frequencies_THz": [np.asarray(f).tolist() for f in band.frequencies],
         "band_min_THz": float(min(np.min(f) for f in band.frequencies)),

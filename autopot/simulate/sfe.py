@@ -38,8 +38,16 @@ GEOMETRY = {
     "fcc": ([[-1, 1, 2], [1, -1, 1], [1, 1, 0]], (-1 / np.sqrt(6), 0.0, 0.0)),
     "bcc": ([[1, 1, -2], [-1, 1, 0], [1, 1, 1]], (0.0, 0.0, np.sqrt(3) / 4)),
 }
-DEFAULTS: dict[str, Any] = {"lattice": "auto", "layers": 4, "fraction": 1.0, "relax": "normal",
-                            "relax_bulk": True, "optimizer": "BFGS", "fmax": 0.001, "steps": 1000}
+DEFAULTS: dict[str, Any] = {
+    "lattice": "auto",
+    "layers": 4,
+    "fraction": 1.0,
+    "relax": "normal",
+    "relax_bulk": True,
+    "optimizer": "BFGS",
+    "fmax": 0.001,
+    "steps": 1000,
+}
 
 
 def check(params: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +68,9 @@ def lattice_of(atoms: Atoms) -> tuple[str, str, float]:
 
     symbols = set(atoms.get_chemical_symbols())
     if len(symbols) != 1:
-        raise SimulationError("stacking faults are built for one-element crystals", field="structure")
+        raise SimulationError(
+            "stacking faults are built for one-element crystals", field="structure"
+        )
     cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
     with warnings.catch_warnings():  # spglib 2.x warns about its own error-handling switch
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -74,15 +84,17 @@ def lattice_of(atoms: Atoms) -> tuple[str, str, float]:
     return lattice, symbols.pop(), float(a0)
 
 
-def faulted_cells(lattice: str, symbol: str, a0: float, layers: int,
-                  fraction: float) -> tuple[Atoms, Atoms, float]:
+def faulted_cells(
+    lattice: str, symbol: str, a0: float, layers: int, fraction: float
+) -> tuple[Atoms, Atoms, float]:
     """(faulted, perfect, fault area Å²) with ``layers`` repeats along the fault normal."""
     from ase.lattice.cubic import BodyCenteredCubic, FaceCenteredCubic
 
     axes, vector = GEOMETRY[lattice]
     build = FaceCenteredCubic if lattice == "fcc" else BodyCenteredCubic
-    perfect = build(directions=axes, size=(1, layers, 1), symbol=symbol, latticeconstant=a0,
-                    pbc=True)
+    perfect = build(
+        directions=axes, size=(1, layers, 1), symbol=symbol, latticeconstant=a0, pbc=True
+    )
     faulted = perfect.copy()
     cell = faulted.cell.array.copy()
     cell[1] += fraction * a0 * np.asarray(vector)
@@ -103,8 +115,15 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     p = check(params)
     work = atoms.copy()
     if p["relax_bulk"]:
-        relax(work, calculator, optimizer="BFGS", fmax=p["fmax"], steps=p["steps"],
-              cell_filter="FrechetCell", symmetry=True)
+        relax(
+            work,
+            calculator,
+            optimizer="BFGS",
+            fmax=p["fmax"],
+            steps=p["steps"],
+            cell_filter="FrechetCell",
+            symmetry=True,
+        )
     lattice, symbol, a0 = lattice_of(work)
     if p["lattice"] != "auto" and p["lattice"] != lattice:
         raise SimulationError(f"the structure is {lattice}, not {p['lattice']}", field="lattice")
@@ -115,13 +134,22 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     e_unrelaxed = float(faulted.get_potential_energy())
     relaxed = None
     if p["relax"] == "normal":  # atoms move along y (the fault normal) only
-        relaxed = relax(faulted, calculator, optimizer=p["optimizer"], fmax=p["fmax"],
-                        steps=p["steps"],
-                        constraints=[FixCartesian(range(len(faulted)), mask=(True, False, True))])
+        relaxed = relax(
+            faulted,
+            calculator,
+            optimizer=p["optimizer"],
+            fmax=p["fmax"],
+            steps=p["steps"],
+            constraints=[FixCartesian(range(len(faulted)), mask=(True, False, True))],
+        )
     e_fault = relaxed["energy"] if relaxed else e_unrelaxed
     return {
         "sfe_mJ_m2": (e_fault - e_perfect) / area * EV_A2_TO_MJ_M2,
         "sfe_unrelaxed_mJ_m2": (e_unrelaxed - e_perfect) / area * EV_A2_TO_MJ_M2,
-        "lattice": lattice, "a0": a0, "area_A2": area, "natoms": len(faulted),
-        "fraction": float(p["fraction"]), "converged": relaxed["converged"] if relaxed else None,
+        "lattice": lattice,
+        "a0": a0,
+        "area_A2": area,
+        "natoms": len(faulted),
+        "fraction": float(p["fraction"]),
+        "converged": relaxed["converged"] if relaxed else None,
     }

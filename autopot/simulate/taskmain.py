@@ -27,11 +27,13 @@ def load_structure(ctx: Any, sha: str, name: str) -> Any:
 
     source = structure_path(ctx.workflow_dir, sha)
     if not source.is_file():
-        raise SimulationError("structure file missing from the workflow directory", file=source,
-                              field=name)
+        raise SimulationError(
+            "structure file missing from the workflow directory", file=source, field=name
+        )
     if hashlib.sha256(source.read_bytes()).hexdigest() != sha:
-        raise SimulationError("structure file does not match its sha256 (edited?)", file=source,
-                              field=name)
+        raise SimulationError(
+            "structure file does not match its sha256 (edited?)", file=source, field=name
+        )
     local = ctx.run_dir / f"{name}.extxyz"
     shutil.copyfile(source, local)
     return read(local, format="extxyz")
@@ -85,8 +87,9 @@ def _neb_from_endpoints(ctx: Any) -> dict[str, Any]:
 
     initial = load_structure(ctx, ctx.params["structure"], "structure")
     final = load_structure(ctx, ctx.params["final"], "final")
-    return neb.from_endpoints(initial, final, _calculator(ctx),
-                              **_params(ctx, neb.ENDPOINT_DEFAULTS))
+    return neb.from_endpoints(
+        initial, final, _calculator(ctx), **_params(ctx, neb.ENDPOINT_DEFAULTS)
+    )
 
 
 def _eos(ctx: Any) -> dict[str, Any]:
@@ -97,15 +100,17 @@ def _eos(ctx: Any) -> dict[str, Any]:
 
     labels = list(ctx.params["opt_runs"])
     if len(labels) < 1 + ctx.params["n_points"]:
-        raise SimulationError(f"expected {1 + ctx.params['n_points']} OPT runs, got {len(labels)}",
-                              field="opt_runs")
+        raise SimulationError(
+            f"expected {1 + ctx.params['n_points']} OPT runs, got {len(labels)}", field="opt_runs"
+        )
     runs = [get_run(ctx.store.root, label) for label in labels]
     for run in runs:
         if run.state != "FINISHED":
             raise SimulationError(f"{run.label} is {run.state}", field="opt_runs")
     full, points = runs[0].quantities, [r.quantities for r in runs[1:]]
-    result = eos.fit([q["volume"] for q in points], [q["energy"] for q in points],
-                     int(full["natoms"]))
+    result = eos.fit(
+        [q["volume"] for q in points], [q["energy"] for q in points], int(full["natoms"])
+    )
     result["a0_cubic"] = eos.cubic_a0(atoms_from_dict(full["structure"]), result["V0"])
     result["converged"] = all(bool(q["converged"]) for q in (full, *points))
     result["relaxed_energy"] = float(full["energy"])
@@ -121,20 +126,29 @@ def _vacancy(ctx: Any) -> dict[str, Any]:
 
     p = _params(ctx, vacancy.DEFAULTS)
     parts = dict(ctx.params["parts"])
-    needed = {"perfect", "defect"} | ({"neb"} if p["migration"] else set()) \
+    needed = (
+        {"perfect", "defect"}
+        | ({"neb"} if p["migration"] else set())
         | ({"bulk"} if p["relax_bulk"] else set())
+    )
     if set(parts) != needed:
-        raise SimulationError(f"expected parts {sorted(needed)}, got {sorted(parts)}", field="parts")
+        raise SimulationError(
+            f"expected parts {sorted(needed)}, got {sorted(parts)}", field="parts"
+        )
     runs = {name: get_run(ctx.store.root, label) for name, label in parts.items()}
     for run in runs.values():
         if run.state != "FINISHED":
             raise SimulationError(f"{run.label} is {run.state}", field="parts")
     q = {name: run.quantities for name, run in runs.items()}
-    bulk = atoms_from_dict(q["bulk"]["structure"]) if "bulk" in q \
+    bulk = (
+        atoms_from_dict(q["bulk"]["structure"])
+        if "bulk" in q
         else load_structure(ctx, ctx.params["structure"], "structure")
+    )
     cell, _, _, distance = vacancy.defect_cells(bulk, p)
-    result = vacancy.combine(len(cell), float(q["perfect"]["energy"]), q["defect"], q.get("neb"),
-                             distance)
+    result = vacancy.combine(
+        len(cell), float(q["perfect"]["energy"]), q["defect"], q.get("neb"), distance
+    )
     result["parts"] = parts
     return result
 
@@ -142,9 +156,17 @@ def _vacancy(ctx: Any) -> dict[str, Any]:
 def _runners() -> dict[str, Any]:
     from autopot.simulate import elasticity, phonon, sfe
 
-    return {"opt": _opt, "eos": _eos, "md": _md, "neb": _neb,
-            "neb_from_endpoints": _neb_from_endpoints, "phonon": _simple(phonon),
-            "elasticity": _simple(elasticity), "sfe": _simple(sfe), "vacancy": _vacancy}
+    return {
+        "opt": _opt,
+        "eos": _eos,
+        "md": _md,
+        "neb": _neb,
+        "neb_from_endpoints": _neb_from_endpoints,
+        "phonon": _simple(phonon),
+        "elasticity": _simple(elasticity),
+        "sfe": _simple(sfe),
+        "vacancy": _vacancy,
+    }
 
 
 def main(task: str) -> None:

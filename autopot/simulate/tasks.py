@@ -89,8 +89,12 @@ def write_motoko(workflow_dir: Path, executor: dict[str, Any]) -> Path:
 
     managers: dict[str, Any] = {name: {"template": str(TEMPLATES / name)} for name in TASKS}
     managers["md"]["retries"] = 1  # a lost MD (node failure) resumes from its trajectory
-    data = {"directory": ".", "executor": executor, "task_managers": managers,
-            "orchestrator": "autopot.simulate.flow.main"}
+    data = {
+        "directory": ".",
+        "executor": executor,
+        "task_managers": managers,
+        "orchestrator": "autopot.simulate.flow.main",
+    }
     path = Path(workflow_dir) / MOTOKO_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "# written by autopot.simulate for its task runs; rewritten on every call\n"

@@ -110,7 +110,9 @@ def parse_address(address: str | tuple[str, int] | Path) -> str | tuple[str, int
         return text
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
-        raise StoreError(f"cannot parse server address {text!r}; use PATH or HOST:PORT", field="address")
+        raise StoreError(
+            f"cannot parse server address {text!r}; use PATH or HOST:PORT", field="address"
+        )
     return (host or "127.0.0.1", int(port))
 
 
@@ -167,14 +169,18 @@ class Store:
                 file=path,
             ) from None
         except (POSError, ValueError, OSError, EOFError) as exc:
-            raise StoreError(f"cannot open database: {type(exc).__name__}: {exc}", file=path) from None
+            raise StoreError(
+                f"cannot open database: {type(exc).__name__}: {exc}", file=path
+            ) from None
         finally:
             fs_log.setLevel(level)
         try:
             db = DB(storage, pool_size=4, cache_size=20000)
         except Exception as exc:  # noqa: BLE001 - any failure here is a broken file
             storage.close()
-            raise StoreError(f"cannot open database: {type(exc).__name__}: {exc}", file=path) from None
+            raise StoreError(
+                f"cannot open database: {type(exc).__name__}: {exc}", file=path
+            ) from None
         return cls(db, description=str(path), zeo=False, read_only=read_only)
 
     @classmethod
@@ -329,7 +335,8 @@ class Store:
         while not storage.is_connected():
             if time.monotonic() > deadline:
                 raise StoreError(
-                    f"database server unreachable for {self.reconnect_timeout:.0f} s", file=self.description
+                    f"database server unreachable for {self.reconnect_timeout:.0f} s",
+                    file=self.description,
                 )
             time.sleep(0.05)
 

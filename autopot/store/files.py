@@ -33,8 +33,10 @@ def iter_files(directory: str | Path, skip_dirs: frozenset[str] = frozenset()) -
 def manifest(directory: str | Path) -> dict[str, tuple[str, int]]:
     """``{relative path: (sha256, size)}`` for every regular file below ``directory``."""
     directory = Path(directory)
-    return {str(path.relative_to(directory)): (sha256_file(path), path.stat().st_size)
-            for path in iter_files(directory, frozenset({"__pycache__"}))}
+    return {
+        str(path.relative_to(directory)): (sha256_file(path), path.stat().st_size)
+        for path in iter_files(directory, frozenset({"__pycache__"}))
+    }
 
 
 def write_marker(run_dir: Path, data: dict[str, Any]) -> None:

@@ -60,7 +60,9 @@ class Job(Persistent):
 
     run_ids: tuple[int, ...] = ()
 
-    def __init__(self, task: str, job_id: int, params: dict[str, Any], identity: str, source_hash: str):
+    def __init__(
+        self, task: str, job_id: int, params: dict[str, Any], identity: str, source_hash: str
+    ):
         self.task = task
         self.id = job_id
         self.params = params
@@ -146,7 +148,9 @@ class Run(Persistent):
         new = State(state)
         old = State(self.state)
         if new not in TRANSITIONS[old] and new != old:
-            raise StoreError(f"run {self.label}: illegal transition {old.value} -> {new.value}", field="state")
+            raise StoreError(
+                f"run {self.label}: illegal transition {old.value} -> {new.value}", field="state"
+            )
         now = time.time()
         if new is State.SUBMITTED:
             self.submitted = now
@@ -160,7 +164,9 @@ class Run(Persistent):
             self.ended = now
         for key, value in fields.items():
             if key not in _SETTABLE:
-                raise StoreError(f"run {self.label}: {key!r} cannot be set with the state", field=key)
+                raise StoreError(
+                    f"run {self.label}: {key!r} cannot be set with the state", field=key
+                )
             setattr(self, key, value)
         if cause:
             self.cause = cause
@@ -285,7 +291,9 @@ class TaskType(Persistent):
         job_id = self.job_by_identity.get(identity)
         return None if job_id is None else self.jobs[job_id]
 
-    def add_run(self, job: Job, params: dict[str, Any], run_name: str, provenance: Provenance | None) -> Run:
+    def add_run(
+        self, job: Job, params: dict[str, Any], run_name: str, provenance: Provenance | None
+    ) -> Run:
         run = Run(self, self.next_run_id, job, params, run_name, provenance)
         self.next_run_id += 1
         self.runs[run.id] = run

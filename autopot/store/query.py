@@ -104,7 +104,9 @@ def _parse_value(text: str) -> Any:
 
 
 #: run attributes that are always text (values are not converted to numbers)
-_TEXT_FIELDS = frozenset({"run_name", "host", "executor", "executor_id", "cause", "directory", "task"})
+_TEXT_FIELDS = frozenset(
+    {"run_name", "host", "executor", "executor_id", "cause", "directory", "task"}
+)
 
 
 def _unquote(text: str) -> str:
@@ -177,7 +179,11 @@ def parse(where: str | list[str] | None) -> list[Constraint]:
 
 
 def select(
-    task_type: Any, where: str | list[str] | None = None, *, limit: int | None = None, strict: bool = False
+    task_type: Any,
+    where: str | list[str] | None = None,
+    *,
+    limit: int | None = None,
+    strict: bool = False,
 ) -> list[Any]:
     """Runs of one task type matching ``where``, in id order.
 
@@ -201,12 +207,18 @@ def select_ids(task_type: Any, constraints: list[Constraint]) -> tuple[Any, list
             for v in c.values:
                 found = union(found, index.get(str(v), IITreeSet()))
             ids = found if ids is None else intersection(ids, found)
-        elif c.name == "id" and c.op in ("=", "==", ">", ">=", "<", "<=") and all(isinstance(v, int) for v in c.values):
+        elif (
+            c.name == "id"
+            and c.op in ("=", "==", ">", ">=", "<", "<=")
+            and all(isinstance(v, int) for v in c.values)
+        ):
             if c.op in ("=", "=="):
                 found = IITreeSet([v for v in c.values if v in task_type.runs])
             else:
                 v = c.values[0]
-                lo, hi = {">": (v + 1, None), ">=": (v, None), "<": (None, v - 1), "<=": (None, v)}[c.op]
+                lo, hi = {">": (v + 1, None), ">=": (v, None), "<": (None, v - 1), "<=": (None, v)}[
+                    c.op
+                ]
                 found = IITreeSet(task_type.runs.keys(lo, hi))
             ids = found if ids is None else intersection(ids, found)
         else:
@@ -217,7 +229,11 @@ def select_ids(task_type: Any, constraints: list[Constraint]) -> tuple[Any, list
 
 
 def iter_select(
-    task_type: Any, where: str | list[str] | None = None, *, limit: int | None = None, strict: bool = False
+    task_type: Any,
+    where: str | list[str] | None = None,
+    *,
+    limit: int | None = None,
+    strict: bool = False,
 ) -> Iterator[Any]:
     constraints = parse(where)
     ids, rest = select_ids(task_type, constraints)
@@ -252,7 +268,9 @@ def _unresolved_names(task_type: Any, constraints: list[Constraint]) -> set[str]
 
     schema = getattr(task_type, "schema", {}) or {}
     declared = {*schema.get("job", {}), *schema.get("run", {})}
-    declared |= {f"job.{k}" for k in schema.get("job", {})} | {f"run.{k}" for k in schema.get("run", {})}
+    declared |= {f"job.{k}" for k in schema.get("job", {})} | {
+        f"run.{k}" for k in schema.get("run", {})
+    }
     return {c.name for c in constraints if c.name not in RUN_FIELDS and c.name not in declared}
 
 

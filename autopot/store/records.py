@@ -45,7 +45,9 @@ def _provenance(root: Root, run_name: str) -> Provenance:
     key = (id(root._p_jar), run_name)
     prov = _provenance_cache.get(key)
     if prov is None or prov._p_jar is not root._p_jar:  # aborted, or another connection
-        prov = Provenance({**package_versions(), "created_on": socket.gethostname(), "run_name": run_name})
+        prov = Provenance(
+            {**package_versions(), "created_on": socket.gethostname(), "run_name": run_name}
+        )
         _provenance_cache[key] = prov
     return prov
 
@@ -78,7 +80,9 @@ def get_run(root: Root, label: str) -> Run:
     task_type = get_task_type(root, task)
     run = task_type.runs.get(int(ident))
     if run is None:
-        raise StoreError(f"no run {label} (task {task} has {len(task_type.runs)} runs)", field="run")
+        raise StoreError(
+            f"no run {label} (task {task} has {len(task_type.runs)} runs)", field="run"
+        )
     return run
 
 
@@ -110,7 +114,10 @@ def create_runs(
     out: list[tuple[Run, bool]] = []
     file_params = schema.file_params()
     for params in jobs:
-        identity = canonical_hash({**params, "__files__": _file_digests(params, file_params, base_dir)}, schema.source_hash)
+        identity = canonical_hash(
+            {**params, "__files__": _file_digests(params, file_params, base_dir)},
+            schema.source_hash,
+        )
         job, _ = task_type.add_job(params, identity, schema.source_hash)
         if reuse:
             live = [
@@ -125,7 +132,9 @@ def create_runs(
     return out
 
 
-def _file_digests(params: dict[str, Any], names: list[str], base_dir: str | Path | None = None) -> dict[str, Any]:
+def _file_digests(
+    params: dict[str, Any], names: list[str], base_dir: str | Path | None = None
+) -> dict[str, Any]:
     """sha256 of the existing input files a job names: same path, new content → new job.
 
     Keyed by the path as given (what the job stores); a path that does not exist (yet)

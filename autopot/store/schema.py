@@ -101,9 +101,14 @@ class Param:
         self._check_range(value, where, name)
         if isinstance(value, list) and self.items:
             for k, item in enumerate(value):
-                if not isinstance(item, TYPES[self.items]) or isinstance(item, bool) != (self.items == "bool"):
-                    raise SchemaError(f"item {k}: expected {self.items}, got {type(item).__name__} {item!r}",
-                                      file=where, field=name)
+                if not isinstance(item, TYPES[self.items]) or isinstance(item, bool) != (
+                    self.items == "bool"
+                ):
+                    raise SchemaError(
+                        f"item {k}: expected {self.items}, got {type(item).__name__} {item!r}",
+                        file=where,
+                        field=name,
+                    )
         if isinstance(value, dict):
             value = self._check_dict(value, where, name)
         return value
@@ -111,14 +116,23 @@ class Param:
     def _check_range(self, value: Any, where: str, name: str) -> None:
         unit = f" {self.unit}" if self.unit else ""
         if self.choices is not None and value not in self.choices:
-            raise SchemaError(f"{value!r} is not one of {', '.join(map(repr, self.choices))}",
-                              file=where, field=name)
+            raise SchemaError(
+                f"{value!r} is not one of {', '.join(map(repr, self.choices))}",
+                file=where,
+                field=name,
+            )
         if self.min is not None and value < self.min:
-            raise SchemaError(f"{value!r}{unit} is below the minimum {self.min:g}{unit}", file=where, field=name)
+            raise SchemaError(
+                f"{value!r}{unit} is below the minimum {self.min:g}{unit}", file=where, field=name
+            )
         if self.max is not None and value > self.max:
-            raise SchemaError(f"{value!r}{unit} is above the maximum {self.max:g}{unit}", file=where, field=name)
+            raise SchemaError(
+                f"{value!r}{unit} is above the maximum {self.max:g}{unit}", file=where, field=name
+            )
         if self.gt is not None and value <= self.gt:
-            raise SchemaError(f"{value!r}{unit} must be greater than {self.gt:g}{unit}", file=where, field=name)
+            raise SchemaError(
+                f"{value!r}{unit} must be greater than {self.gt:g}{unit}", file=where, field=name
+            )
 
     def _check_dict(self, value: dict[str, Any], where: str, name: str) -> dict[str, Any]:
         if self.keys is not None:
@@ -127,9 +141,11 @@ class Param:
                 bad = unknown[0]
                 hint = difflib.get_close_matches(str(bad), list(self.keys), n=1)
                 raise SchemaError(
-                    f"unknown key {bad!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    f"unknown key {bad!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
                     + f"; known: {', '.join(self.keys) or 'none'}",
-                    file=where, field=f"{name}.{bad}",
+                    file=where,
+                    field=f"{name}.{bad}",
                 )
             out: dict[str, Any] = {}
             for key, sub in self.keys.items():
@@ -150,8 +166,9 @@ class Param:
                 if not field_name.startswith(self.name):
                     field_name = f"{self.name}.{field_name}" if field_name else self.name
                 prefix = section_of(name, self.name)
-                raise SchemaError(exc.message, file=exc.file or where,
-                                  field=f"{prefix}{field_name}") from None
+                raise SchemaError(
+                    exc.message, file=exc.file or where, field=f"{prefix}{field_name}"
+                ) from None
         return value
 
     def full_default(self) -> Any:
@@ -191,11 +208,26 @@ def resolve_check(target: str) -> Any:
     try:
         return pkgutil.resolve_name(target)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise SchemaError(f"cannot import check function {target!r}: {exc}", field="check") from None
+        raise SchemaError(
+            f"cannot import check function {target!r}: {exc}", field="check"
+        ) from None
 
 
-_SPEC_KEYS = {"type", "default", "doc", "file", "unit", "min", "max", "gt", "choices", "keys", "check",
-              "open", "items"}
+_SPEC_KEYS = {
+    "type",
+    "default",
+    "doc",
+    "file",
+    "unit",
+    "min",
+    "max",
+    "gt",
+    "choices",
+    "keys",
+    "check",
+    "open",
+    "items",
+}
 
 
 def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
@@ -206,7 +238,9 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         spec = {"type": spec}
     if not isinstance(spec, dict):
         raise SchemaError(
-            f"expected a type name or a mapping, got {type(spec).__name__}", file=source, field=where
+            f"expected a type name or a mapping, got {type(spec).__name__}",
+            file=source,
+            field=where,
         )
     unknown = set(spec) - _SPEC_KEYS
     if unknown:
@@ -218,17 +252,28 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         )
     for bound in ("min", "max", "gt"):
         value = spec.get(bound)
-        if value is not None and (type_name not in ("int", "float") or isinstance(value, bool)
-                                  or not isinstance(value, int | float)):
-            raise SchemaError(f"{bound} needs a number and an int/float parameter", file=source,
-                              field=f"{where}.{bound}")
+        if value is not None and (
+            type_name not in ("int", "float")
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+        ):
+            raise SchemaError(
+                f"{bound} needs a number and an int/float parameter",
+                file=source,
+                field=f"{where}.{bound}",
+            )
     choices = spec.get("choices")
     if choices is not None and not isinstance(choices, list):
-        raise SchemaError("expected a list of allowed values", file=source, field=f"{where}.choices")
+        raise SchemaError(
+            "expected a list of allowed values", file=source, field=f"{where}.choices"
+        )
     items = spec.get("items", "")
     if items and (type_name != "list" or items not in TYPES):
-        raise SchemaError(f"items needs a list parameter and a type of {', '.join(TYPES)}", file=source,
-                          field=f"{where}.items")
+        raise SchemaError(
+            f"items needs a list parameter and a type of {', '.join(TYPES)}",
+            file=source,
+            field=f"{where}.items",
+        )
     keys = None
     raw_keys = spec.get("keys")
     check_fn = spec.get("check", "")
@@ -238,8 +283,11 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
                 raise SchemaError("expected a mapping of keys", file=source, field=f"{where}.keys")
             keys = {k: _parse_param(k, v, source, where) for k, v in raw_keys.items()}
         elif not check_fn and not spec.get("open"):
-            raise SchemaError("a dict parameter declares its keys (or a check function, or open: true)",
-                              file=source, field=where)
+            raise SchemaError(
+                "a dict parameter declares its keys (or a check function, or open: true)",
+                file=source,
+                field=where,
+            )
         if check_fn and (not isinstance(check_fn, str) or ":" not in check_fn):
             raise SchemaError("expected module:function", file=source, field=f"{where}.check")
     elif raw_keys is not None or check_fn:
@@ -261,8 +309,11 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         items=items,
     )
     if keys is not None and not param.required and param.default not in ({}, None):
-        raise SchemaError("a dict with keys takes its defaults from the keys; use default: {}",
-                          file=source, field=f"{where}.default")
+        raise SchemaError(
+            "a dict with keys takes its defaults from the keys; use default: {}",
+            file=source,
+            field=f"{where}.default",
+        )
     if not param.required and param.default is not None and not check_fn:
         param.check(param.default, where=source, section=section)
     return param
@@ -298,12 +349,16 @@ class TaskSchema:
         allowed = {"task", "study", "description", "job", "run", "files", "exec_file"}
         unknown = set(data) - allowed
         if unknown:
-            raise SchemaError(f"unknown key(s) {sorted(unknown)}", file=bd, field=sorted(unknown)[0])
+            raise SchemaError(
+                f"unknown key(s) {sorted(unknown)}", file=bd, field=sorted(unknown)[0]
+            )
         name = data.get("task", data.get("study", template_dir.name))
         if not isinstance(name, str) or not name.isidentifier():
             raise SchemaError(f"task name {name!r} is not an identifier", file=bd, field="task")
         if "job" not in data:
-            raise SchemaError("missing the job: section (the typed job space)", file=bd, field="job")
+            raise SchemaError(
+                "missing the job: section (the typed job space)", file=bd, field="job"
+            )
         sections: dict[str, dict[str, Param]] = {}
         for section in ("job", "run"):
             raw = data.get(section) or {}
@@ -320,7 +375,11 @@ class TaskSchema:
             raise SchemaError("expected a list of file names", file=bd, field="files")
         for fname in files:
             if not (template_dir / fname).is_file():
-                raise SchemaError("template file listed in bd.yaml is missing", file=template_dir / fname, field="files")
+                raise SchemaError(
+                    "template file listed in bd.yaml is missing",
+                    file=template_dir / fname,
+                    field="files",
+                )
         schema = cls(
             name=name,
             template_dir=template_dir,
@@ -334,7 +393,9 @@ class TaskSchema:
         return schema
 
     # ------------------------------------------------------------------ validation
-    def _validate(self, space: dict[str, Param], values: dict[str, Any], section: str) -> dict[str, Any]:
+    def _validate(
+        self, space: dict[str, Param], values: dict[str, Any], section: str
+    ) -> dict[str, Any]:
         unknown = set(values) - set(space)
         if unknown:
             bad = sorted(unknown)[0]
@@ -375,14 +436,21 @@ class TaskSchema:
         for name, value in values.items():
             param = self.job.get(name)
             expands = isinstance(value, (list, tuple)) and (
-                param is None or param.type != "list" or (value and all(isinstance(v, list) for v in value))
+                param is None
+                or param.type != "list"
+                or (value and all(isinstance(v, list) for v in value))
             )
             keys.append(name)
             choices.append(list(value) if expands else [value])
         if any(len(c) == 0 for c in choices):
             empty = keys[[len(c) for c in choices].index(0)]
-            raise SchemaError("empty list: no job to create", file=self.source, field=f"job.{empty}")
-        return [self.validate_job(dict(zip(keys, combo, strict=True))) for combo in itertools.product(*choices)]
+            raise SchemaError(
+                "empty list: no job to create", file=self.source, field=f"job.{empty}"
+            )
+        return [
+            self.validate_job(dict(zip(keys, combo, strict=True)))
+            for combo in itertools.product(*choices)
+        ]
 
     def file_params(self) -> list[str]:
         return [p.name for p in (*self.job.values(), *self.run.values()) if p.file]
@@ -415,7 +483,11 @@ def template_source_hash(template_dir: Path) -> str:
     h = hashlib.sha256()
     for path in sorted(template_dir.rglob("*")):
         rel = path.relative_to(template_dir)
-        if not path.is_file() or _IGNORED_PARTS & set(rel.parts) or path.suffix in _IGNORED_SUFFIXES:
+        if (
+            not path.is_file()
+            or _IGNORED_PARTS & set(rel.parts)
+            or path.suffix in _IGNORED_SUFFIXES
+        ):
             continue
         h.update(str(rel).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")

@@ -45,7 +45,9 @@ class ServerHandle:
     log: Path
 
 
-def server_config(db_file: Path, address: str | tuple[str, int], pid_file: Path, tls: TLSFiles | None) -> str:
+def server_config(
+    db_file: Path, address: str | tuple[str, int], pid_file: Path, tls: TLSFiles | None
+) -> str:
     """ZConfig text for runzeo: one FileStorage, a transaction timeout, optional TLS."""
     if isinstance(address, tuple):
         addr = f"{address[0]}:{address[1]}"
@@ -112,7 +114,9 @@ def start_server(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = paths.server_log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise StoreError(f"database server exited with {proc.returncode}: {tail[0]}", file=paths.server_log)
+            raise StoreError(
+                f"database server exited with {proc.returncode}: {tail[0]}", file=paths.server_log
+            )
         if _listening(addr):
             return ServerHandle(proc.pid, addr, paths.server_log)
         time.sleep(0.02)

@@ -49,7 +49,9 @@ class SnapshotInfo:
         }
 
 
-def snapshot_database(workflow_dir: str | Path, dest: str | Path, *, pack: bool = True) -> SnapshotInfo:
+def snapshot_database(
+    workflow_dir: str | Path, dest: str | Path, *, pack: bool = True
+) -> SnapshotInfo:
     """Copy the database of ``workflow_dir`` into the new FileStorage ``dest``."""
     from autopot.store.database import WorkflowPaths, open_store
 
@@ -133,7 +135,9 @@ def _copy_transactions(storage: Any, dest: Path, source: str) -> int:
         _remove_storage_files(dest)
         if isinstance(exc, StoreError | DamagedDataError) or not isinstance(exc, Exception):
             raise
-        raise StoreError(f"cannot copy the database: {type(exc).__name__}: {exc}", file=source) from None
+        raise StoreError(
+            f"cannot copy the database: {type(exc).__name__}: {exc}", file=source
+        ) from None
     target.close()
     return counted.count
 
@@ -176,7 +180,9 @@ def _finish(dest: Path, transactions: int, pack: bool) -> SnapshotInfo:
     except Exception as exc:
         storage.close()
         _remove_storage_files(dest)
-        raise StoreError(f"the database copy does not read back: {type(exc).__name__}: {exc}", file=dest) from None
+        raise StoreError(
+            f"the database copy does not read back: {type(exc).__name__}: {exc}", file=dest
+        ) from None
     _remove_storage_files(dest, keep_data=True)
     return SnapshotInfo(
         path=dest,
@@ -210,6 +216,5 @@ def _describe(db: Any) -> dict[str, Any]:
 
 def _remove_storage_files(path: Path, *, keep_data: bool = False) -> None:
     """FileStorage's side files (index, lock, ...), and the data file unless ``keep_data``."""
-    for suffix in ("", ".index", ".lock", ".tmp", ".old", ".pack")[1 if keep_data else 0:]:
+    for suffix in ("", ".index", ".lock", ".tmp", ".old", ".pack")[1 if keep_data else 0 :]:
         Path(str(path) + suffix).unlink(missing_ok=True)
-

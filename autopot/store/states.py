@@ -20,7 +20,9 @@ TERMINAL = frozenset({State.FINISHED, State.FAILED, State.CANCELLED})
 #: goes back to SUBMITTED and is recorded in its history.
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.CREATED: frozenset({State.SUBMITTED, State.RUNNING, State.FAILED, State.CANCELLED}),
-    State.SUBMITTED: frozenset({State.SUBMITTED, State.RUNNING, State.FINISHED, State.FAILED, State.CANCELLED}),
+    State.SUBMITTED: frozenset(
+        {State.SUBMITTED, State.RUNNING, State.FINISHED, State.FAILED, State.CANCELLED}
+    ),
     State.RUNNING: frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.CANCELLED}),
     State.FINISHED: frozenset(),
     State.FAILED: frozenset({State.SUBMITTED}),
@@ -35,5 +37,6 @@ def parse_state(value: str) -> State:
         from autopot.errors import StoreError
 
         raise StoreError(
-            f"unknown state {value!r}; use one of {', '.join(s.value for s in State)}", field="state"
+            f"unknown state {value!r}; use one of {', '.join(s.value for s in State)}",
+            field="state",
         ) from None

@@ -30,5 +30,7 @@ def open_task_store(address: str | None = None) -> Any:
     address = address or os.environ["AUTOPOT_DB_ADDRESS"]
     addr = parse_address(address)
     ctx = client_ssl_context() if isinstance(addr, tuple) else None
-    hostname = os.environ.get("AUTOPOT_TLS_SERVER_NAME") or (addr[0] if isinstance(addr, tuple) else None)
+    hostname = os.environ.get("AUTOPOT_TLS_SERVER_NAME") or (
+        addr[0] if isinstance(addr, tuple) else None
+    )
     return Store.open_zeo(addr, ssl=ctx, ssl_server_hostname=hostname if ctx else None)

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 def require_database(directory: Path) -> None:
     """The one "no database here" check, with the one message users see."""
     if not WorkflowPaths(directory).db_dir.is_dir():
-        raise StoreError("no autopot database here (run a workflow first or pass -W)", file=directory)
+        raise StoreError(
+            "no autopot database here (run a workflow first or pass -W)", file=directory
+        )
 
 
 def latest_run_name(root: Root) -> str | None:
@@ -51,8 +53,9 @@ def latest_run_name(root: Root) -> str | None:
     return max(primary or runs, key=lambda r: r.created).name
 
 
-def count_states(root: Root, run_name: str | None = None, *, from_records: bool = False
-                 ) -> dict[str, dict[str, int]]:
+def count_states(
+    root: Root, run_name: str | None = None, *, from_records: bool = False
+) -> dict[str, dict[str, int]]:
     """task -> state -> number of runs (of ``run_name``, or all), zero counts left out.
 
     The state index answers in a few buckets; ``from_records`` counts the runs
@@ -63,14 +66,18 @@ def count_states(root: Root, run_name: str | None = None, *, from_records: bool 
     out: dict[str, dict[str, int]] = {}
     for name, task_type in root.task_types.items():
         if from_records:
-            runs = (r for r in task_type.runs.values() if run_name is None or r.run_name == run_name)
+            runs = (
+                r for r in task_type.runs.values() if run_name is None or r.run_name == run_name
+            )
             counts = dict(Counter(r.state for r in runs))
         else:
             mine = task_type.by_run_name.get(run_name) if run_name is not None else None
             if run_name is not None and mine is None:
                 continue
-            counts = {state: len(ids if mine is None else intersection(ids, mine))
-                      for state, ids in task_type.by_state.items()}
+            counts = {
+                state: len(ids if mine is None else intersection(ids, mine))
+                for state, ids in task_type.by_state.items()
+            }
         counts = {k: v for k, v in sorted(counts.items()) if v}
         if counts or from_records:
             out[name] = counts
@@ -88,8 +95,14 @@ class WorkflowRecords:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, where: str | Path | None = None, run_name: str | None = None, *,
-             read_only: bool = True, require_run: bool = True) -> WorkflowRecords:
+    def open(
+        cls,
+        where: str | Path | None = None,
+        run_name: str | None = None,
+        *,
+        read_only: bool = True,
+        require_run: bool = True,
+    ) -> WorkflowRecords:
         """Open a workflow directory (or its motoko.yaml; default: the current one's).
 
         ``run_name`` None means the latest workflow run; with ``require_run``, a database
@@ -109,8 +122,11 @@ class WorkflowRecords:
                     raise StoreError("the database holds no workflow run", file=directory)
             elif require_run and run_name not in runs:
                 known = ", ".join(sorted(runs)) or "none"
-                raise StoreError(f"no workflow run {run_name!r} (known: {known})", file=directory,
-                                 field="run_name")
+                raise StoreError(
+                    f"no workflow run {run_name!r} (known: {known})",
+                    file=directory,
+                    field="run_name",
+                )
         except BaseException:
             store.close()
             raise
@@ -156,8 +172,9 @@ class WorkflowRecords:
 
         return get_task_type(self.root, task)
 
-    def runs(self, task: str, *, finished_only: bool = False, all_workflow_runs: bool = False
-             ) -> list[Run]:
+    def runs(
+        self, task: str, *, finished_only: bool = False, all_workflow_runs: bool = False
+    ) -> list[Run]:
         """Runs of ``task`` in this workflow run (or every one), oldest first."""
         task_type = self.root.task_types.get(task)
         if task_type is None:
@@ -169,8 +186,9 @@ class WorkflowRecords:
             runs = [task_type.runs[i] for i in ids] if ids is not None else []
         return [r for r in runs if r.state == "FINISHED"] if finished_only else runs
 
-    def runs_by_id(self, task: str, ids: Iterable[int], *, state: str | None = None,
-                   field: str = "ids") -> list[Run]:
+    def runs_by_id(
+        self, task: str, ids: Iterable[int], *, state: str | None = None, field: str = "ids"
+    ) -> list[Run]:
         """The runs ``task.<id>`` for ``ids``, in that order; one line naming ``field`` if
         one is missing or (with ``state``) not in that state."""
         task_type = self.root.task_types.get(task)
@@ -184,8 +202,9 @@ class WorkflowRecords:
             out.append(run)
         return out
 
-    def select(self, task: str, where: Sequence[str] = (), *, limit: int | None = None,
-               strict: bool = True) -> list[Run]:
+    def select(
+        self, task: str, where: Sequence[str] = (), *, limit: int | None = None, strict: bool = True
+    ) -> list[Run]:
         """Runs of ``task`` (every workflow run) matching ``--where`` constraints."""
         from autopot.store import query
 
@@ -205,7 +224,9 @@ class WorkflowRecords:
     def run_dir(self, run: Run) -> Path:
         """Where a run's files are, in this copy of the workflow directory."""
         if not run.directory:
-            raise StoreError(f"{run.label} has no run directory (it never started)", field="directory")
+            raise StoreError(
+                f"{run.label} has no run directory (it never started)", field="directory"
+            )
         return self.directory / run.directory
 
     def files(self, run: Run) -> dict[str, tuple[str, int]]:
@@ -214,12 +235,18 @@ class WorkflowRecords:
 
     def outcome(self, run: Run) -> dict[str, Any]:
         """What a run ended with: state, exit code, cause, quantities, files."""
-        return {"label": run.label, "state": run.state, "exit_code": run.exit_code, "cause": run.cause,
-                "quantities": dict(run.quantities), "files": self.files(run)}
+        return {
+            "label": run.label,
+            "state": run.state,
+            "exit_code": run.exit_code,
+            "cause": run.cause,
+            "quantities": dict(run.quantities),
+            "files": self.files(run),
+        }
 
     def atom_types(self, run: Run | None = None) -> str:
         """The workflow's ``atom_types`` (from a run's parameters, else the summary)."""
-        for params in ((run.job.params, run.params) if run is not None else ()):
+        for params in (run.job.params, run.params) if run is not None else ():
             if params.get("atom_types"):
                 return str(params["atom_types"])
         settings = self.summary.get("settings") or {}
@@ -230,12 +257,17 @@ class WorkflowRecords:
                 value = r.job.params.get("atom_types") or r.params.get("atom_types")
                 if value:
                     return str(value)
-        raise StoreError("cannot tell the atom types of this workflow; pass --atom-types", field="atom_types")
+        raise StoreError(
+            "cannot tell the atom types of this workflow; pass --atom-types", field="atom_types"
+        )
 
     def last_train(self) -> Run:
         """The most recent FINISHED train run: the workflow's current potential."""
         trains = self.runs("train", finished_only=True)
         if not trains:
-            raise StoreError(f"workflow run {self.run_name!r} has no finished train run", file=self.directory,
-                             field="train")
+            raise StoreError(
+                f"workflow run {self.run_name!r} has no finished train run",
+                file=self.directory,
+                field="train",
+            )
         return trains[-1]

@@ -21,16 +21,25 @@ def main() -> None:
         sel = ctx.params["select_args"]
         gamma_min = sel["gamma_min"]
         result = run_md_select(
-            start, pot, ts, atom_types,
-            temperature_K=md["temperature_K"], timestep_fs=md["timestep_fs"], steps=md["steps"],
-            friction=md["friction"], seed=md["seed"],
-            gamma_min=gamma_min, gamma_max=sel["gamma_max"], grade_every=sel["grade_every"],
+            start,
+            pot,
+            ts,
+            atom_types,
+            temperature_K=md["temperature_K"],
+            timestep_fs=md["timestep_fs"],
+            steps=md["steps"],
+            friction=md["friction"],
+            seed=md["seed"],
+            gamma_min=gamma_min,
+            gamma_max=sel["gamma_max"],
+            grade_every=sel["grade_every"],
         )
         chosen = []
         if result.snapshots:
             limit = sel["limit"] or None
-            picked = backend_of(ctx).select_add(pot, ts, result.snapshots, atom_types,
-                                                threshold=gamma_min, limit=limit)
+            picked = backend_of(ctx).select_add(
+                pot, ts, result.snapshots, atom_types, threshold=gamma_min, limit=limit
+            )
             chosen = [result.snapshots[int(i)] for i in picked.indices]
         write_cfg(ctx.run_dir / SELECTED, chosen, atom_types)
         ctx.add_file(SELECTED)

@@ -14,11 +14,19 @@ def main() -> None:
 
     with TaskContext.open() as ctx:
         atom_types = ctx.params["atom_types"]
-        candidates = [a for path in local_inputs(ctx, "training_candidate_sets") for a in read_cfg(path, atom_types)]
+        candidates = [
+            a
+            for path in local_inputs(ctx, "training_candidate_sets")
+            for a in read_cfg(path, atom_types)
+        ]
         limit = int(ctx.params.get("limit") or 0) or None
         result = backend_of(ctx).select_add(
-            local_input(ctx, "pot_fname"), local_input(ctx, "ts_fname"), candidates, atom_types,
-            threshold=float(ctx.params["grade"]), limit=limit,
+            local_input(ctx, "pot_fname"),
+            local_input(ctx, "ts_fname"),
+            candidates,
+            atom_types,
+            threshold=float(ctx.params["grade"]),
+            limit=limit,
         )
         chosen = []
         for i in result.indices:

@@ -22,23 +22,36 @@ def toy(tmp_path: Path) -> Path:
     return dest / "motoko.yaml"
 
 
-def autopot(*args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def autopot(
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it: a separate process, output captured."""
     proc = subprocess.run(
         [sys.executable, "-m", "autopot.cli", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"autopot {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"autopot {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
 def start_background(motoko: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(motoko), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 

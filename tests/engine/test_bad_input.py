@@ -24,16 +24,27 @@ def test_missing_motoko(tmp_path: Path) -> None:
 
 def test_malformed_motoko(toy: Path) -> None:
     toy.write_text("task_managers: [unclosed\n")
-    one_line_error(autopot("orchestrator", "start", "-c", str(toy)), "motoko.yaml", "malformed YAML", "line")
+    one_line_error(
+        autopot("orchestrator", "start", "-c", str(toy)), "motoko.yaml", "malformed YAML", "line"
+    )
 
 
 @pytest.mark.parametrize(
     ("edit", "needles"),
     [
-        (("workflow.toy.main", "workflow.nope.main"), ("orchestrator", "'workflow.nope' not found")),
-        (("workflow.toy.main", "workflow.toy.populate_arg_parser"), ("orchestrator", "must be 'async def")),
+        (
+            ("workflow.toy.main", "workflow.nope.main"),
+            ("orchestrator", "'workflow.nope' not found"),
+        ),
+        (
+            ("workflow.toy.main", "workflow.toy.populate_arg_parser"),
+            ("orchestrator", "must be 'async def"),
+        ),
         (("work: tasks/work", "work: tasks/missing"), ("task_managers.work", "not found")),
-        (("executor: {name: local}", "executor: {name: pbs}"), ("executor", "expected an executor name")),
+        (
+            ("executor: {name: local}", "executor: {name: pbs}"),
+            ("executor", "expected an executor name"),
+        ),
     ],
     ids=["module-not-found", "not-async", "template-missing", "unknown-executor"],
 )
@@ -45,7 +56,9 @@ def test_bad_motoko_entries(toy: Path, edit: tuple[str, str], needles: tuple[str
 
 def test_unknown_task_manager_in_orchestrator(toy: Path) -> None:
     orch = toy.parent / "workflow" / "toy.py"
-    orch.write_text(orch.read_text().replace("workflow.collect.create_tasks", "workflow.colect.create_tasks"))
+    orch.write_text(
+        orch.read_text().replace("workflow.collect.create_tasks", "workflow.colect.create_tasks")
+    )
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "2")
     assert proc.returncode == 1
     assert "no task manager 'colect'" in proc.stderr
@@ -53,7 +66,9 @@ def test_unknown_task_manager_in_orchestrator(toy: Path) -> None:
 
 def test_task_raising_fails_its_run_with_cause(toy: Path) -> None:
     doit = toy.parent / "tasks" / "collect" / "doIt.py"
-    doit.write_text(doit.read_text().replace('ctx.push("total", total)', 'raise ValueError("bad total")'))
+    doit.write_text(
+        doit.read_text().replace('ctx.push("total", total)', 'raise ValueError("bad total")')
+    )
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "2")
     assert proc.returncode == 1
     assert "collect.1 FAILED: ValueError: bad total" in proc.stderr

@@ -25,7 +25,9 @@ from autopot.store.states import State
 TOY = Path(__file__).parent / "toy"
 
 
-def fake_workflow(tmp_path: Path, *, retries: int = 1, plan: dict[str, list[str]] | None = None) -> Path:
+def fake_workflow(
+    tmp_path: Path, *, retries: int = 1, plan: dict[str, list[str]] | None = None
+) -> Path:
     dest = tmp_path / "wf"
     shutil.copytree(TOY / "tasks", dest / "tasks")
     plan_yaml = "{" + ", ".join(f'"{k}": {v}' for k, v in (plan or {}).items()) + "}"
@@ -38,14 +40,18 @@ def fake_workflow(tmp_path: Path, *, retries: int = 1, plan: dict[str, list[str]
     return dest / "motoko.yaml"
 
 
-def run_engine(motoko: Path, main: Callable[..., Any], prepare: Callable[[Any], None] | None = None) -> Any:
+def run_engine(
+    motoko: Path, main: Callable[..., Any], prepare: Callable[[Any], None] | None = None
+) -> Any:
     """One orchestrator run in this process on an embedded database."""
     directory = motoko.parent / "autopot-workflow"
     store = Store.open_file(WorkflowPaths(directory).db_file)
     try:
+
         def begin(root: Any) -> None:
             if "default" not in root.workflow_runs:
                 root.workflow_runs["default"] = WorkflowRun("default", {})
+
         store.transact(begin)
         workflow = Workflow(motoko, run_name="default", store=store)
         if prepare is not None:
@@ -77,13 +83,19 @@ def test_outcomes_become_run_states_and_failures_fail_the_workflow(tmp_path: Pat
     async def awaiting(workflow: Any) -> None:
         await workflow.work.create_tasks(i=2, fail=True)  # the same job: failed, tried again
 
-    with pytest.raises(TaskFailed, match=r"work\.4 FAILED: exit code 3"):  # a new run of the failed job
+    with pytest.raises(
+        TaskFailed, match=r"work\.4 FAILED: exit code 3"
+    ):  # a new run of the failed job
         run_engine(motoko, awaiting)
     assert time.perf_counter() - t0 < 3
 
 
 def test_node_failure_is_resubmitted_within_the_budget(tmp_path: Path) -> None:
-    motoko = fake_workflow(tmp_path, retries=1, plan={"work.1": ["node_fail", "ok"], "work.2": ["node_fail", "node_fail"]})
+    motoko = fake_workflow(
+        tmp_path,
+        retries=1,
+        plan={"work.1": ["node_fail", "ok"], "work.2": ["node_fail", "node_fail"]},
+    )
 
     async def main(workflow: Any) -> Any:
         runs = workflow.work.create_tasks(i=[0, 1])
@@ -92,12 +104,17 @@ def test_node_failure_is_resubmitted_within_the_budget(tmp_path: Path) -> None:
 
     (first, second) = run_engine(motoko, main)
     assert first[:4] == ("work.1", "FINISHED", 0, 2)  # failed once on a node, resubmitted, finished
-    assert second[:4] == ("work.2", "FAILED", None, 2) and "node failure" in second[4]  # budget spent
-    assert FakeExecutor.submitted.count("work.1") == 2 and FakeExecutor.submitted.count("work.2") == 2
+    assert (
+        second[:4] == ("work.2", "FAILED", None, 2) and "node failure" in second[4]
+    )  # budget spent
+    assert (
+        FakeExecutor.submitted.count("work.1") == 2 and FakeExecutor.submitted.count("work.2") == 2
+    )
 
 
 def _in_flight(state: State, executor_id: str, write: dict[str, str]) -> Callable[[Any, Any], None]:
     """A run left SUBMITTED/RUNNING by a previous orchestrator, with files in its directory."""
+
     def prepare(root: Any, workflow: Any) -> None:
         ((run, _),) = create_runs(root, workflow.schemas["work"], {"i": 7}, run_name="default")
         run.directory = "runs/work/1"
@@ -110,6 +127,7 @@ def _in_flight(state: State, executor_id: str, write: dict[str, str]) -> Callabl
             (run_dir / name).write_text(text)
         if executor_id.startswith("alive"):
             FakeExecutor.alive[executor_id] = run_dir
+
     return prepare
 
 
@@ -121,15 +139,20 @@ async def _again(workflow: Any) -> Any:
 
 def test_a_live_run_is_adopted_not_repeated(tmp_path: Path) -> None:
     motoko = fake_workflow(tmp_path)
-    rows = run_engine(motoko, _again, _in_flight(State.RUNNING, "alive-1", {"behaviour.json": "{}"}))
+    rows = run_engine(
+        motoko, _again, _in_flight(State.RUNNING, "alive-1", {"behaviour.json": "{}"})
+    )
     assert rows == [("work.1", "FINISHED", 0, 1, "")]
     assert FakeExecutor.submitted == []  # watched, never resubmitted
 
 
 def test_a_run_that_ended_unwatched_takes_its_exit_file(tmp_path: Path) -> None:
     motoko = fake_workflow(tmp_path)
-    rows = run_engine(motoko, _again, _in_flight(State.RUNNING, "gone-1", {".autopot_pid": "1\n",
-                                                                            ".autopot_exit": "4\n"}))
+    rows = run_engine(
+        motoko,
+        _again,
+        _in_flight(State.RUNNING, "gone-1", {".autopot_pid": "1\n", ".autopot_exit": "4\n"}),
+    )
     assert rows[0][:4] == ("work.1", "FAILED", 4, 1) and FakeExecutor.submitted == []
 
 
@@ -142,5 +165,8 @@ def test_a_run_that_never_started_is_resubmitted(tmp_path: Path) -> None:
 def test_a_lost_run_beyond_its_budget_fails_with_the_reason(tmp_path: Path) -> None:
     motoko = fake_workflow(tmp_path, retries=0)
     rows = run_engine(motoko, _again, _in_flight(State.RUNNING, "gone-3", {".autopot_pid": "1\n"}))
-    assert rows[0][:2] == ("work.1", "FAILED") and "vanished while the orchestrator was down" in rows[0][4]
+    assert (
+        rows[0][:2] == ("work.1", "FAILED")
+        and "vanished while the orchestrator was down" in rows[0][4]
+    )
     assert FakeExecutor.submitted == []

@@ -33,7 +33,10 @@ def test_exit_3_stopped_by_sigterm(toy: Path) -> None:
     proc = start_background(toy, "--n", "2", "--sleep", "60")
     runs = toy.parent / "autopot-workflow" / "runs" / "work"
     deadline = time.time() + 60
-    while not (runs.exists() and len([p for p in runs.glob("*/.autopot_pid")]) == 2) and time.time() < deadline:
+    while (
+        not (runs.exists() and len([p for p in runs.glob("*/.autopot_pid")]) == 2)
+        and time.time() < deadline
+    ):
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -45,8 +48,12 @@ def _tmpfs(path: Path, size: str) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_exit_5_disk_full(toy: Path, tmp_path: Path) -> None:

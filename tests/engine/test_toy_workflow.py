@@ -20,8 +20,13 @@ def runs_of(motoko: Path, task: str) -> list[dict]:
     with open_store(wf_dir(motoko), read_only=True) as store:
         task_type = store.root.task_types[task]
         return [
-            {**r.summary(), "attempts": r.attempts, "history": [h[1] for h in r.history],
-             "quantities": dict(r.quantities), "manifest": dict(r.manifest)}
+            {
+                **r.summary(),
+                "attempts": r.attempts,
+                "history": [h[1] for h in r.history],
+                "quantities": dict(r.quantities),
+                "manifest": dict(r.manifest),
+            }
             for r in task_type.runs.values()
         ]
 
@@ -59,7 +64,11 @@ def test_rerun_repeats_no_work(toy: Path) -> None:
 def test_failing_task_fails_workflow_with_cause(toy: Path) -> None:
     proc = autopot("orchestrator", "start", "-c", str(toy), "--n", "3", "--fail", "1")
     assert proc.returncode == 1
-    assert "FAILED" in proc.stderr and "exit code 3" in proc.stderr and "failing on purpose" in proc.stderr
+    assert (
+        "FAILED" in proc.stderr
+        and "exit code 3" in proc.stderr
+        and "failing on purpose" in proc.stderr
+    )
     failed = [r for r in runs_of(toy, "work") if r["state"] == "FAILED"]
     assert len(failed) == 1
     assert failed[0]["exit_code"] == 3
@@ -79,7 +88,9 @@ def test_kill9_orchestrator_then_resume(toy: Path) -> None:
         time.sleep(0.1)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    second = autopot("orchestrator", "start", "-c", str(toy), "--n", str(n), "--sleep", "0.4", timeout=300)
+    second = autopot(
+        "orchestrator", "start", "-c", str(toy), "--n", str(n), "--sleep", "0.4", timeout=300
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     works = runs_of(toy, "work")
     assert len(works) == n
@@ -106,7 +117,9 @@ def test_second_orchestrator_refuses(toy: Path) -> None:
 
 
 def test_stop_cancels_running_tasks(toy: Path) -> None:
-    proc = autopot("orchestrator", "start", "-c", str(toy), "--detach", "--n", "2", "--sleep", "60", check=True)
+    proc = autopot(
+        "orchestrator", "start", "-c", str(toy), "--detach", "--n", "2", "--sleep", "60", check=True
+    )
     assert "background" in proc.stdout
     deadline = time.time() + 60
     while status(toy)["counts"].get("work", {}).get("RUNNING", 0) < 2 and time.time() < deadline:

@@ -19,7 +19,10 @@ from autopot.store.states import TERMINAL, State
 #: behaviour name -> (run.sh body, the same for the fake executor)
 BEHAVIOURS: dict[str, tuple[str, dict[str, Any]]] = {
     "ok": ('echo "hello $AUTOPOT_TEST"', {}),
-    "fail": ('echo "bad input on line 7" >&2; exit 3', {"exit": 3, "stderr": "bad input on line 7"}),
+    "fail": (
+        'echo "bad input on line 7" >&2; exit 3',
+        {"exit": 3, "stderr": "bad input on line 7"},
+    ),
     "hang": ("exec sleep 600", {"sleep": 600}),
 }
 
@@ -31,7 +34,9 @@ def make_spec(base: Path, label: str, behaviour: str) -> RunSpec:
     body, fake = BEHAVIOURS[behaviour]
     (run_dir / "run.sh").write_text("#!/bin/sh\n" + body + "\n")
     (run_dir / "behaviour.json").write_text(json.dumps(fake))
-    return RunSpec(task, int(ident), label, run_dir, {"AUTOPOT_TEST": "1"}, {"slurm_options": {"time": "5"}})
+    return RunSpec(
+        task, int(ident), label, run_dir, {"AUTOPOT_TEST": "1"}, {"slurm_options": {"time": "5"}}
+    )
 
 
 class Recorder:
@@ -107,7 +112,9 @@ class ExecutorConformance:
 
         async def scenario(executor: Executor, rec: Recorder) -> None:
             await executor.submit([spec])
-            await rec.until(lambda: any(o.state == State.RUNNING for o in rec.outcomes), self.timeout)
+            await rec.until(
+                lambda: any(o.state == State.RUNNING for o in rec.outcomes), self.timeout
+            )
             await executor.cancel([spec.label])
             await rec.until(lambda: rec.final(spec.label) is not None, self.timeout)
 

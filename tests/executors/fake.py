@@ -25,8 +25,14 @@ class FakeExecutor(Executor):
     alive: ClassVar[dict[str, Path]] = {}
     submitted: ClassVar[list[str]] = []
 
-    def __init__(self, report: Any, *, plan: dict[str, list[str]] | None = None, time_scale: float = 0.01,
-                 **options: Any):
+    def __init__(
+        self,
+        report: Any,
+        *,
+        plan: dict[str, list[str]] | None = None,
+        time_scale: float = 0.01,
+        **options: Any,
+    ):
         super().__init__(report, **options)
         self.plan = {k: list(v) for k, v in (plan or {}).items()}
         self.time_scale = time_scale
@@ -40,16 +46,21 @@ class FakeExecutor(Executor):
             executor_id = f"fake-{spec.label}-{spec.attempt}-{self._seq}"
             FakeExecutor.submitted.append(spec.label)
             FakeExecutor.alive[executor_id] = spec.run_dir
-            self._tasks[spec.label] = asyncio.get_running_loop().create_task(self._run(spec.label, executor_id,
-                                                                                       spec.run_dir))
+            self._tasks[spec.label] = asyncio.get_running_loop().create_task(
+                self._run(spec.label, executor_id, spec.run_dir)
+            )
             ids.append(executor_id)
         return ids
 
     def _behaviour(self, label: str, run_dir: Path) -> dict[str, Any]:
         if self.plan.get(label):
             step = self.plan[label].pop(0)
-            return {"ok": {}, "fail": {"exit": 3, "stderr": "failing on purpose"},
-                    "node_fail": {"retry": True}, "hang": {"sleep": 3600}}[step]
+            return {
+                "ok": {},
+                "fail": {"exit": 3, "stderr": "failing on purpose"},
+                "node_fail": {"retry": True},
+                "hang": {"sleep": 3600},
+            }[step]
         file = run_dir / "behaviour.json"
         if file.exists():
             return json.loads(file.read_text())
@@ -64,12 +75,17 @@ class FakeExecutor(Executor):
             await asyncio.sleep(float(behaviour.get("sleep", 0.0)) * self.time_scale)
         except asyncio.CancelledError:
             FakeExecutor.alive.pop(executor_id, None)
-            await self.emit(Outcome(label, State.CANCELLED, cause="cancelled", executor_id=executor_id))
+            await self.emit(
+                Outcome(label, State.CANCELLED, cause="cancelled", executor_id=executor_id)
+            )
             return
         FakeExecutor.alive.pop(executor_id, None)
         if behaviour.get("retry"):
-            await self.emit(Outcome(label, State.FAILED, cause="node failure", executor_id=executor_id,
-                                    retry=True))
+            await self.emit(
+                Outcome(
+                    label, State.FAILED, cause="node failure", executor_id=executor_id, retry=True
+                )
+            )
             return
         code = int(behaviour.get("exit", 0))
         if behaviour.get("stderr"):
@@ -78,8 +94,12 @@ class FakeExecutor(Executor):
         if code == 0:
             await self.emit(Outcome(label, State.FINISHED, exit_code=0, executor_id=executor_id))
         else:
-            cause = f"exit code {code}" + (f": {behaviour['stderr']}" if behaviour.get("stderr") else "")
-            await self.emit(Outcome(label, State.FAILED, exit_code=code, cause=cause, executor_id=executor_id))
+            cause = f"exit code {code}" + (
+                f": {behaviour['stderr']}" if behaviour.get("stderr") else ""
+            )
+            await self.emit(
+                Outcome(label, State.FAILED, exit_code=code, cause=cause, executor_id=executor_id)
+            )
 
     async def cancel(self, labels: list[str]) -> None:
         for label in labels:
@@ -90,7 +110,9 @@ class FakeExecutor(Executor):
     async def adopt(self, label: str, executor_id: str, run_dir: Path) -> bool:
         if executor_id not in FakeExecutor.alive:
             return False
-        self._tasks[label] = asyncio.get_running_loop().create_task(self._run(label, executor_id, run_dir))
+        self._tasks[label] = asyncio.get_running_loop().create_task(
+            self._run(label, executor_id, run_dir)
+        )
         return True
 
     async def close(self) -> None:

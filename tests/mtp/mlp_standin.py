@@ -35,16 +35,28 @@ CALLS_ENV = "AUTOPOT_MLP_STANDIN_CALLS"  # optional: append each command line to
 #: the options each command accepts (MLIP-2's names), with MLIP-2's default values for the
 #: ones whose value the recordings depend on
 OPTIONS = {
-    "train": {"max-iter", "bfgs-conv-tol", "energy-weight", "force-weight", "stress-weight",
-              "trained-pot-name", "skip-preinit"},
+    "train": {
+        "max-iter",
+        "bfgs-conv-tol",
+        "energy-weight",
+        "force-weight",
+        "stress-weight",
+        "trained-pot-name",
+        "skip-preinit",
+    },
     "calc-efs": set(),
     "calc-grade": {"als-filename"},
     "select-add": {"select-threshold", "selection-limit", "als-filename", "selected-filename"},
     "calc-errors": set(),
 }
 NARGS = {"train": 2, "calc-efs": 3, "calc-grade": 4, "select-add": 4, "calc-errors": 2}
-MLP_DEFAULTS = {"energy-weight": 1.0, "force-weight": 0.01, "stress-weight": 0.001,
-                "bfgs-conv-tol": 1e-3, "select-threshold": 1.1}
+MLP_DEFAULTS = {
+    "energy-weight": 1.0,
+    "force-weight": 0.01,
+    "stress-weight": 0.001,
+    "bfgs-conv-tol": 1e-3,
+    "select-threshold": 1.1,
+}
 
 
 class Refused(Exception):
@@ -57,8 +69,9 @@ def content_hash(path: str | Path) -> str:
         lines = Path(path).read_bytes().splitlines(keepends=True)
     except OSError as exc:
         raise Refused(f"cannot read {path}: {exc.strerror}") from None
-    return hashlib.sha256(b"".join(ln for ln in lines
-                                   if not ln.lstrip().startswith(b"Feature"))).hexdigest()
+    return hashlib.sha256(
+        b"".join(ln for ln in lines if not ln.lstrip().startswith(b"Feature"))
+    ).hexdigest()
 
 
 def _h(name: str) -> str:
@@ -70,19 +83,48 @@ def recordings() -> list[dict]:
     pot06, untrained = _h("out/pot06.mtp"), _h("untrained_06.mtp")
     train, test, cands = _h("train.cfg"), _h("test.cfg"), _h("candidates.cfg")
     return [
-        {"cmd": "train", "inputs": [untrained, train], "options": {"max-iter": 200},
-         "outputs": {"trained-pot-name": "out/pot06.mtp"}, "stdout": "out/train.stdout.txt"},
-        {"cmd": "calc-efs", "inputs": [pot06, test], "options": {},
-         "outputs": {2: "out/efs.cfg"}, "stdout": None},
-        {"cmd": "calc-grade", "inputs": [pot06, train, cands], "options": {},
-         "outputs": {3: "out/grades.cfg"}, "stdout": "out/calc-grade.stdout.txt"},
-        {"cmd": "select-add", "inputs": [pot06, train, cands], "options": {},
-         "outputs": {3: "out/diff.cfg"}, "stdout": "out/select-add.stdout.txt"},
-        {"cmd": "select-add", "inputs": [pot06, train, cands],
-         "options": {"select-threshold": 10.0},
-         "outputs": {3: "out/diff10.cfg"}, "stdout": "out/select-add-10.stdout.txt"},
-        {"cmd": "calc-errors", "inputs": [pot06, test], "options": {},
-         "outputs": {}, "stdout": "out/calc-errors.stdout.txt"},
+        {
+            "cmd": "train",
+            "inputs": [untrained, train],
+            "options": {"max-iter": 200},
+            "outputs": {"trained-pot-name": "out/pot06.mtp"},
+            "stdout": "out/train.stdout.txt",
+        },
+        {
+            "cmd": "calc-efs",
+            "inputs": [pot06, test],
+            "options": {},
+            "outputs": {2: "out/efs.cfg"},
+            "stdout": None,
+        },
+        {
+            "cmd": "calc-grade",
+            "inputs": [pot06, train, cands],
+            "options": {},
+            "outputs": {3: "out/grades.cfg"},
+            "stdout": "out/calc-grade.stdout.txt",
+        },
+        {
+            "cmd": "select-add",
+            "inputs": [pot06, train, cands],
+            "options": {},
+            "outputs": {3: "out/diff.cfg"},
+            "stdout": "out/select-add.stdout.txt",
+        },
+        {
+            "cmd": "select-add",
+            "inputs": [pot06, train, cands],
+            "options": {"select-threshold": 10.0},
+            "outputs": {3: "out/diff10.cfg"},
+            "stdout": "out/select-add-10.stdout.txt",
+        },
+        {
+            "cmd": "calc-errors",
+            "inputs": [pot06, test],
+            "options": {},
+            "outputs": {},
+            "stdout": "out/calc-errors.stdout.txt",
+        },
     ]
 
 
@@ -131,8 +173,16 @@ def _inputs(cmd: str, args: list[str]) -> list[str]:
 
 def _options_match(rec: dict, opts: dict[str, str]) -> bool:
     """Values the output depends on equal the recorded ones, or MLIP-2's defaults."""
-    for key in ("max-iter", "bfgs-conv-tol", "energy-weight", "force-weight", "stress-weight",
-                "select-threshold", "selection-limit", "skip-preinit"):
+    for key in (
+        "max-iter",
+        "bfgs-conv-tol",
+        "energy-weight",
+        "force-weight",
+        "stress-weight",
+        "select-threshold",
+        "selection-limit",
+        "skip-preinit",
+    ):
         want = rec["options"].get(key, MLP_DEFAULTS.get(key))
         if key not in opts:
             if key in rec["options"]:
@@ -228,8 +278,10 @@ def _side_files(cmd: str, args: list[str], opts: dict[str, str], selected: str |
     """``state.als`` (and ``selected.cfg``) where mlp writes them: the cwd by default."""
     if cmd not in ("calc-grade", "select-add"):
         return
-    _write(opts.get("als-filename") or "state.als",
-           "autopot mlp stand-in: MLIP-2's binary active set is not reproduced\n")
+    _write(
+        opts.get("als-filename") or "state.als",
+        "autopot mlp stand-in: MLIP-2's binary active set is not reproduced\n",
+    )
     if cmd == "select-add":
         if selected is None:  # replay: the training set plus the recorded selection
             selected = Path(args[1]).read_text() + Path(args[3]).read_text()
@@ -259,12 +311,19 @@ def emulate(cmd: str, args: list[str], opts: dict[str, str]) -> None:
         print(f"MTPR from {pot}, Database: {args[1]}")
         max_iter = int(_num(opts, "max-iter") or 1000)
         out = opts.get("trained-pot-name") or "Trained.mtp_"
-        res = be.train(pot, args[1], out, atom_types=types, max_iter=max_iter,
-                       conv_tol=_value(opts, "bfgs-conv-tol"),
-                       energy_weight=_value(opts, "energy-weight"),
-                       force_weight=_value(opts, "force-weight"),
-                       stress_weight=_value(opts, "stress-weight"),
-                       lls="skip-preinit" not in opts, save_active_set=False)
+        res = be.train(
+            pot,
+            args[1],
+            out,
+            atom_types=types,
+            max_iter=max_iter,
+            conv_tol=_value(opts, "bfgs-conv-tol"),
+            energy_weight=_value(opts, "energy-weight"),
+            force_weight=_value(opts, "force-weight"),
+            stress_weight=_value(opts, "stress-weight"),
+            lls="skip-preinit" not in opts,
+            save_active_set=False,
+        )
         print(f"BFGS iterations count set to {max_iter}")
         for k in range(res.iterations or 0):
             print(f"BFGS iter {k}")
@@ -287,9 +346,14 @@ def emulate(cmd: str, args: list[str], opts: dict[str, str]) -> None:
     else:  # select-add
         print(f"MTPR from {pot}, traning set: {args[1]}, add from set: {args[2]}")
         limit = _num(opts, "selection-limit")
-        res = be.select_add(pot, args[1], args[2], types,
-                            threshold=_value(opts, "select-threshold"),
-                            limit=int(limit) if limit else None)
+        res = be.select_add(
+            pot,
+            args[1],
+            args[2],
+            types,
+            threshold=_value(opts, "select-threshold"),
+            limit=int(limit) if limit else None,
+        )
         write_cfg(args[3], res.selected, types)
         from autopot.mtp.cfg import format_cfg
 
@@ -313,8 +377,10 @@ def main(argv: list[str]) -> int:
         elif os.environ.get(MODE_ENV) == "emulate":
             emulate(cmd, args, opts)
         else:
-            raise Refused(f"{cmd}: no recording of these inputs/options (stand-in in replay "
-                          "mode refuses anything it cannot replay)")
+            raise Refused(
+                f"{cmd}: no recording of these inputs/options (stand-in in replay "
+                "mode refuses anything it cannot replay)"
+            )
     except Refused as exc:
         print(f"ERROR: {exc}")
         return 2
@@ -328,8 +394,10 @@ def install(bin_dir: Path, *, emulate: bool = False, calls: Path | None = None) 
     path = bin_dir / "mlp"
     mode = "emulate" if emulate else "replay"
     log = f'export {CALLS_ENV}="{calls}"\n' if calls else ""
-    path.write_text(f"#!/bin/sh\nexport {MODE_ENV}={mode}\n{log}"
-                    f'exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
+    path.write_text(
+        f"#!/bin/sh\nexport {MODE_ENV}={mode}\n{log}"
+        f'exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n'
+    )
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 

@@ -37,10 +37,10 @@ def test_swap_limit():
 
 def test_save_load_roundtrip(tmp_path):
     mv = MaxVol.start(4)
-    mv.maximize(np.random.default_rng(3).normal(size=(10, 4)), np.arange(10),
-                threshold=1.0000001)
-    als = ActiveSet(maxvol=mv, mode="neighborhood", pot_sha256="abc",
-                    training_fingerprint="def", n_training=10)
+    mv.maximize(np.random.default_rng(3).normal(size=(10, 4)), np.arange(10), threshold=1.0000001)
+    als = ActiveSet(
+        maxvol=mv, mode="neighborhood", pot_sha256="abc", training_fingerprint="def", n_training=10
+    )
     als.save(tmp_path / "p.mtp.als.npz")
     back = ActiveSet.load(tmp_path / "p.mtp.als.npz")
     assert back.mode == "neighborhood" and back.pot_sha256 == "abc" and back.n_training == 10

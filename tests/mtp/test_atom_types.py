@@ -10,15 +10,18 @@ def test_parse_string_and_dict():
     assert parse_atom_types({"Cu": 0}) == {"Cu": 0}
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("Mo=0,Mo=1", "given twice"),
-    ("Mo=0,Ta=0", "type 0 given twice"),
-    ("Mo:0", "Symbol=type"),
-    ("Xx=0", "not a chemical symbol"),
-    ("Mo=a", "integer"),
-    ("Mo=-1", "non-negative"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("Mo=0,Mo=1", "given twice"),
+        ("Mo=0,Ta=0", "type 0 given twice"),
+        ("Mo:0", "Symbol=type"),
+        ("Xx=0", "not a chemical symbol"),
+        ("Mo=a", "integer"),
+        ("Mo=-1", "non-negative"),
+        ("", "empty"),
+    ],
+)
 def test_bad_mappings_are_one_line_errors(spec, words):
     with pytest.raises(MTPError, match=words) as exc:
         parse_atom_types(spec)

@@ -22,8 +22,10 @@ from autopot.mtp.cfg import read_cfg
 from .conftest import ATOM_TYPES, emt_configs
 
 MLP = shutil.which("mlp")
-needs_mlp = pytest.mark.skipif(MLP is None, reason="no MLIP-2 'mlp' binary on PATH "
-                               "(MLIP-2 cannot be installed from a package registry)")
+needs_mlp = pytest.mark.skipif(
+    MLP is None,
+    reason="no MLIP-2 'mlp' binary on PATH (MLIP-2 cannot be installed from a package registry)",
+)
 
 REPORT = """
 		* * * TRAIN ERRORS * * *
@@ -85,12 +87,27 @@ def test_missing_binary_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_command_is_an_argument_list(fake_binary):
     b = MlpBackend(fake_binary)
-    argv = b.command("train", "pot.mtp", "train.cfg", trained_pot_name="out dir/x.mtp",
-                     max_iter=1000, energy_weight=1.0, skip_preinit=True, quiet=False,
-                     selection_limit=None)
-    assert argv == [fake_binary, "train", "pot.mtp", "train.cfg",
-                    "--trained-pot-name=out dir/x.mtp", "--max-iter=1000",
-                    "--energy-weight=1.0", "--skip-preinit"]
+    argv = b.command(
+        "train",
+        "pot.mtp",
+        "train.cfg",
+        trained_pot_name="out dir/x.mtp",
+        max_iter=1000,
+        energy_weight=1.0,
+        skip_preinit=True,
+        quiet=False,
+        selection_limit=None,
+    )
+    assert argv == [
+        fake_binary,
+        "train",
+        "pot.mtp",
+        "train.cfg",
+        "--trained-pot-name=out dir/x.mtp",
+        "--max-iter=1000",
+        "--energy-weight=1.0",
+        "--skip-preinit",
+    ]
 
 
 def test_failed_run_keeps_log_and_reports(fake_binary, tmp_path):
@@ -138,19 +155,23 @@ def test_mlp_and_motep_agree(trained, training_set, tmp_path):
     assert s1.indices.tolist() == s2.indices.tolist()
     e1 = mlp.calc_efs(trained, cands, ATOM_TYPES, workdir=tmp_path / "e")
     e2 = motep.calc_efs(trained, cands, ATOM_TYPES)
-    assert np.allclose([a.get_potential_energy() for a in e1],
-                       [a.get_potential_energy() for a in e2], atol=1e-5)
+    assert np.allclose(
+        [a.get_potential_energy() for a in e1], [a.get_potential_energy() for a in e2], atol=1e-5
+    )
     assert os.path.exists(tmp_path / "g" / "mlp_calc-grade.log")
 
 
 def test_launcher_prefixes_train_only_and_no_shell_strings(fake_binary):
     """``mpirun -n N mlp train``: MLIP-2 trains in parallel; its other commands are serial
     (calc-efs under MPI writes one output per rank)."""
-    b = backend_from_spec({"name": "mlp", "binary": fake_binary,
-                           "launcher": ["mpirun", "-n", "2"]})
-    assert b.command("train", "p.mtp", "t.cfg")[:5] == [
-        "mpirun", "-n", "2", fake_binary, "train"]
+    b = backend_from_spec({"name": "mlp", "binary": fake_binary, "launcher": ["mpirun", "-n", "2"]})
+    assert b.command("train", "p.mtp", "t.cfg")[:5] == ["mpirun", "-n", "2", fake_binary, "train"]
     assert b.command("calc-efs", "p.mtp", "in.cfg", "out.cfg") == [
-        fake_binary, "calc-efs", "p.mtp", "in.cfg", "out.cfg"]
+        fake_binary,
+        "calc-efs",
+        "p.mtp",
+        "in.cfg",
+        "out.cfg",
+    ]
     with pytest.raises(MTPError, match="not a shell string"):
         MlpBackend(fake_binary, launcher="mpirun -n 2")

@@ -19,8 +19,12 @@ def test_train_reports_errors_and_saves_active_set(trained, training_set):
     assert als.n_training == len(training_set) and als.mode == "configuration"
     pred = get_backend().calc_efs(trained, emt_configs(4, seed=9), ATOM_TYPES)
     ref = emt_configs(4, seed=9)
-    err = np.mean([abs(p.get_potential_energy() - r.get_potential_energy()) / len(r)
-                   for p, r in zip(pred, ref, strict=True)])
+    err = np.mean(
+        [
+            abs(p.get_potential_energy() - r.get_potential_energy()) / len(r)
+            for p, r in zip(pred, ref, strict=True)
+        ]
+    )
     assert err < 0.01  # eV/atom on held-out data; a level-06 fit of EMT Cu
 
 
@@ -28,10 +32,22 @@ def test_train_errors_keys(tmp_path, training_set):
     from autopot.mtp import generate_untrained_mtp
 
     generate_untrained_mtp(6, 1, path=tmp_path / "u.mtp")
-    res = get_backend().train(tmp_path / "u.mtp", training_set[:8], tmp_path / "t.mtp",
-                              atom_types="Cu=0", max_iter=5, save_active_set=False)
-    for key in ("energy_rmse_per_atom", "energy_mae_per_atom", "forces_rmse", "forces_mae",
-                "stress_rmse", "stress_mae"):
+    res = get_backend().train(
+        tmp_path / "u.mtp",
+        training_set[:8],
+        tmp_path / "t.mtp",
+        atom_types="Cu=0",
+        max_iter=5,
+        save_active_set=False,
+    )
+    for key in (
+        "energy_rmse_per_atom",
+        "energy_mae_per_atom",
+        "forces_rmse",
+        "forces_mae",
+        "stress_rmse",
+        "stress_mae",
+    ):
         assert np.isfinite(res.errors[key]), key
     assert res.n_configs == 8 and res.wall_seconds > 0 and res.active_set is None
 
@@ -46,8 +62,9 @@ def test_training_configurations_grade_at_most_one(trained, training_set):
 def test_cfg_paths_work_like_lists(trained, training_set, tmp_path):
     write_cfg(tmp_path / "ts.cfg", training_set, ATOM_TYPES)
     a = get_backend().calc_grade(trained, tmp_path / "ts.cfg", tmp_path / "ts.cfg", "Cu=0")
-    b = get_backend().calc_grade(trained, training_set, read_cfg(tmp_path / "ts.cfg", "Cu=0"),
-                                 ATOM_TYPES)
+    b = get_backend().calc_grade(
+        trained, training_set, read_cfg(tmp_path / "ts.cfg", "Cu=0"), ATOM_TYPES
+    )
     assert np.allclose(a, b)
 
 
@@ -68,8 +85,9 @@ def test_neighborhood_mode(trained, training_set):
 
 def test_select_add_picks_one_of_identical_copies(trained, training_set):
     (c,) = emt_configs(1, seed=21, rattle=0.2)
-    res = get_backend().select_add(trained, training_set, [c.copy() for _ in range(20)],
-                                   ATOM_TYPES, threshold=2.0)
+    res = get_backend().select_add(
+        trained, training_set, [c.copy() for _ in range(20)], ATOM_TYPES, threshold=2.0
+    )
     assert len(res.indices) == 1
     assert res.grades.shape == (20,) and res.grades.min() > 2
     assert len(res.selected) == 1
@@ -106,8 +124,9 @@ def test_bad_training_set_writes_nothing(tmp_path, training_set):
     generate_untrained_mtp(6, 1, path=tmp_path / "u.mtp")
     (tmp_path / "ts.cfg").write_text("BEGIN_CFG\n Size\n 1\n Energy\n x\nEND_CFG\n")
     with pytest.raises(MTPError, match=r"ts.cfg: line 5"):
-        get_backend().train(tmp_path / "u.mtp", tmp_path / "ts.cfg", tmp_path / "out.mtp",
-                            atom_types="Cu=0")
+        get_backend().train(
+            tmp_path / "u.mtp", tmp_path / "ts.cfg", tmp_path / "out.mtp", atom_types="Cu=0"
+        )
     nolabel = [a.copy() for a in training_set[:2]]
     with pytest.raises(MTPError, match="no energy"):
         get_backend().train(tmp_path / "u.mtp", nolabel, tmp_path / "out.mtp", atom_types="Cu=0")

@@ -29,9 +29,20 @@ def test_calculator_grades_every_k_calls(trained, training_set):
 def test_md_stops_at_gamma_max_and_collects_above_gamma_min(trained, training_set):
     start = training_set[3].copy()
     before = start.positions.copy()
-    res = run_md_select(start, trained, training_set, ATOM_TYPES, temperature_K=1500,
-                        timestep_fs=2.0, steps=300, friction=0.02, seed=1,
-                        gamma_min=1.5, gamma_max=4.0, grade_every=2)
+    res = run_md_select(
+        start,
+        trained,
+        training_set,
+        ATOM_TYPES,
+        temperature_K=1500,
+        timestep_fs=2.0,
+        steps=300,
+        friction=0.02,
+        seed=1,
+        gamma_min=1.5,
+        gamma_max=4.0,
+        grade_every=2,
+    )
     assert res.aborted, res.max_grade
     assert res.max_grade > 4.0
     assert 0 < res.step < 300 and res.step % 2 == 0
@@ -42,17 +53,39 @@ def test_md_stops_at_gamma_max_and_collects_above_gamma_min(trained, training_se
 
 
 def test_md_stays_when_grades_are_low(trained, training_set):
-    res = run_md_select(emt_configs(1, seed=40, rattle=0.0)[0], trained, training_set,
-                        ATOM_TYPES, temperature_K=50, timestep_fs=1.0, steps=10, seed=2,
-                        friction=0.02, gamma_min=3.0, gamma_max=1e6, grade_every=5)
+    res = run_md_select(
+        emt_configs(1, seed=40, rattle=0.0)[0],
+        trained,
+        training_set,
+        ATOM_TYPES,
+        temperature_K=50,
+        timestep_fs=1.0,
+        steps=10,
+        seed=2,
+        friction=0.02,
+        gamma_min=3.0,
+        gamma_max=1e6,
+        grade_every=5,
+    )
     assert not res.aborted and res.step == 10
     assert len(res.grades) == 3
 
 
 def test_bad_md_arguments(trained, training_set):
     with pytest.raises(MTPError, match="gamma_min"):
-        run_md_select(training_set[0], trained, training_set, ATOM_TYPES, temperature_K=300,
-                      timestep_fs=1, steps=1, friction=0.02, seed=0, gamma_min=5, gamma_max=2,
-                      grade_every=1)
+        run_md_select(
+            training_set[0],
+            trained,
+            training_set,
+            ATOM_TYPES,
+            temperature_K=300,
+            timestep_fs=1,
+            steps=1,
+            friction=0.02,
+            seed=0,
+            gamma_min=5,
+            gamma_max=2,
+            grade_every=1,
+        )
     with pytest.raises(MTPError, match="grade_every"):
         GradingMTP(trained, training_set, ATOM_TYPES, grade_every=0)

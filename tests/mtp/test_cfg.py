@@ -82,14 +82,22 @@ def test_reads_mlip2_text(tmp_path):
     assert a.info["MV_grade"] == 2.25
 
 
-@pytest.mark.parametrize("old, new, line, words", [
-    ("    2\n", "    two\n", 3, "Size"),
-    ("    2 1 1.5 1.5 1.5 -0.1 0.0 0.0", "    2 1 1.5 1.5 -0.1 0.0 0.0", 10, "expected 8 columns"),
-    ("   -7.5", "   -7.5eV", 12, "Energy"),
-    ("0.0 0.0 3.0", "0.0 3.0", 7, "Supercell"),
-    (" Energy", " Enrgy", 11, "unknown section"),
-    ("END_CFG\n", "", 1, "END_CFG missing"),
-])
+@pytest.mark.parametrize(
+    "old, new, line, words",
+    [
+        ("    2\n", "    two\n", 3, "Size"),
+        (
+            "    2 1 1.5 1.5 1.5 -0.1 0.0 0.0",
+            "    2 1 1.5 1.5 -0.1 0.0 0.0",
+            10,
+            "expected 8 columns",
+        ),
+        ("   -7.5", "   -7.5eV", 12, "Energy"),
+        ("0.0 0.0 3.0", "0.0 3.0", 7, "Supercell"),
+        (" Energy", " Enrgy", 11, "unknown section"),
+        ("END_CFG\n", "", 1, "END_CFG missing"),
+    ],
+)
 def test_malformed_cfg_names_the_line(tmp_path, old, new, line, words):
     (tmp_path / "bad.cfg").write_text(GOOD.replace(old, new))
     with pytest.raises(MTPError, match=words) as exc:

@@ -16,14 +16,20 @@ def test_level06_is_mlip2s_template():
     arr = build_mtp_arrays(6)
     assert arr["alpha_moments_count"] == 8
     assert sorted(map(tuple, arr["alpha_index_basic"])) == [
-        (0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 0), (0, 1, 0, 0), (1, 0, 0, 0)]
+        (0, 0, 0, 0),
+        (0, 0, 0, 1),
+        (0, 0, 1, 0),
+        (0, 1, 0, 0),
+        (1, 0, 0, 0),
+    ]
 
 
 def test_file_is_readable_by_us_and_motep(tmp_path):
     from motep.io.mlip.mtp import read_mtp as motep_read
 
-    generate_untrained_mtp(10, 2, cutoff=4.5, min_dist=1.9, radial_basis_size=10,
-                           path=tmp_path / "10.mtp")
+    generate_untrained_mtp(
+        10, 2, cutoff=4.5, min_dist=1.9, radial_basis_size=10, path=tmp_path / "10.mtp"
+    )
     ours = read_mtp(tmp_path / "10.mtp")
     theirs = motep_read(tmp_path / "10.mtp")
     assert ours.species_count == theirs.species_count == 2
@@ -33,13 +39,16 @@ def test_file_is_readable_by_us_and_motep(tmp_path):
     assert (ours.alpha_index_times == theirs.alpha_index_times).all()
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"level": 7, "species_count": 1}, "level"),
-    ({"level": 30, "species_count": 1}, "level"),
-    ({"level": 8, "species_count": 0}, "species_count"),
-    ({"level": 8, "species_count": 1, "cutoff": 1.0}, "cutoff"),
-    ({"level": 8, "species_count": 1, "radial_basis_size": 1}, "radial_basis_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"level": 7, "species_count": 1}, "level"),
+        ({"level": 30, "species_count": 1}, "level"),
+        ({"level": 8, "species_count": 0}, "species_count"),
+        ({"level": 8, "species_count": 1, "cutoff": 1.0}, "cutoff"),
+        ({"level": 8, "species_count": 1, "radial_basis_size": 1}, "radial_basis_size"),
+    ],
+)
 def test_bad_arguments(kwargs, field, tmp_path):
     with pytest.raises(MTPError, match=field):
         generate_untrained_mtp(**kwargs, path=tmp_path / "x.mtp")

@@ -19,8 +19,9 @@ def test_matches_motep(tmp_path, level, symbols):
     data.initialize(np.random.default_rng(0))
     data.species = [atomic_numbers[s] for s in symbols]
     images = []
-    for k, cell in enumerate([bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2),
-                              bulk("Cu", "fcc", a=3.6)]):  # a 1-atom cell: many images
+    for k, cell in enumerate(
+        [bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2), bulk("Cu", "fcc", a=3.6)]
+    ):  # a 1-atom cell: many images
         cell.rattle(0.1, seed=k)
         if len(symbols) > 1:
             cell.numbers[::3] = atomic_numbers[symbols[1]]
@@ -37,8 +38,9 @@ def test_matches_motep(tmp_path, level, symbols):
         jacs = a.calc.engine.jac_energies(a).parameters.T
         assert conf.energies[k] == pytest.approx(e, rel=1e-12)
         assert np.allclose(conf.rows[k], jac, rtol=1e-10, atol=1e-12 * np.abs(jac).max())
-        assert np.allclose(atom.rows[off:off + len(a)], jacs, rtol=1e-10,
-                           atol=1e-12 * np.abs(jacs).max())
+        assert np.allclose(
+            atom.rows[off : off + len(a)], jacs, rtol=1e-10, atol=1e-12 * np.abs(jacs).max()
+        )
         off += len(a)
 
 

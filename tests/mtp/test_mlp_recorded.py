@@ -24,12 +24,16 @@ from autopot.mtp.error_report import compute_errors, format_mlp_errors, parse_ml
 from . import mlp_standin
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mlp"
-pytestmark = pytest.mark.skipif(not (DATA / "out" / "pot06.mtp").is_file(),
-                                reason=f"recorded MLIP-2 outputs not found at {DATA}")
+pytestmark = pytest.mark.skipif(
+    not (DATA / "out" / "pot06.mtp").is_file(),
+    reason=f"recorded MLIP-2 outputs not found at {DATA}",
+)
 T = "Cu=0"
 REAL_MLP = shutil.which("mlp")
-needs_mlp = pytest.mark.skipif(REAL_MLP is None, reason="no MLIP-2 'mlp' binary on PATH "
-                               "(MLIP-2 cannot be installed from a package registry)")
+needs_mlp = pytest.mark.skipif(
+    REAL_MLP is None,
+    reason="no MLIP-2 'mlp' binary on PATH (MLIP-2 cannot be installed from a package registry)",
+)
 
 
 def _sig(x: float) -> str:
@@ -47,14 +51,21 @@ def standin(tmp_path: Path) -> MlpBackend:
 def test_recorded_reports_parse_with_stress(name):
     text = (DATA / "out" / name).read_text()
     err = parse_mlp_errors(text)
-    block = text[text.rindex("Stresses (in GPa):"):]
+    block = text[text.rindex("Stresses (in GPa):") :]
     rmse_gpa = float(block.split("RMS     absolute difference = ")[1].split()[0])
     assert err["stress_rmse"] == rmse_gpa
     for prefix in ("energy", "forces", "stress_ev", "stress"):
         for stat in ("mae", "rmse", "max"):
             assert np.isfinite(err[f"{prefix}_{stat}"]), (prefix, stat)
-    for key in ("energy_mae_per_atom", "energy_rmse_per_atom", "energy_max_per_atom",
-                "forces_max_rel", "forces_rmse_rel", "stress_ev_max_rel", "stress_rmse_rel"):
+    for key in (
+        "energy_mae_per_atom",
+        "energy_rmse_per_atom",
+        "energy_max_per_atom",
+        "forces_max_rel",
+        "forces_rmse_rel",
+        "stress_ev_max_rel",
+        "stress_rmse_rel",
+    ):
         assert key in err
     assert err["stress_count"] == err["energy_count"] and err["forces_count"] > 0
 
@@ -66,13 +77,12 @@ def test_errors_reproduce_calc_errors_report_to_print_precision():
     text = (DATA / "out" / "calc-errors.stdout.txt").read_text()
     recorded = parse_mlp_errors(text)
     ref = read_cfg(DATA / "test.cfg", T)
-    ours = compute_errors(ref, MotepBackend(n_jobs=1).calc_efs(DATA / "out" / "pot06.mtp",
-                                                                ref, T))
+    ours = compute_errors(ref, MotepBackend(n_jobs=1).calc_efs(DATA / "out" / "pot06.mtp", ref, T))
     figures = [ln for ln in text.splitlines() if " = " in ln]
     assert len(figures) == 21 and len(recorded) == 21 + 3  # + the three counts
     for key, value in recorded.items():
         assert _sig(ours[key]) == _sig(value), key
-    block = text[text.index("_________________Errors report"):]
+    block = text[text.index("_________________Errors report") :]
     assert format_mlp_errors(ours) == block
 
 
@@ -90,9 +100,14 @@ def test_errors_from_recorded_efs_cfg():
 
 def test_motep_training_reports_mlip2_errors(tmp_path):
     """TrainResult.errors of the motep backend are compute_errors of its own potential."""
-    res = MotepBackend(n_jobs=1).train(DATA / "untrained_06.mtp", DATA / "train.cfg",
-                                       tmp_path / "p.mtp", atom_types=T, max_iter=5,
-                                       save_active_set=False)
+    res = MotepBackend(n_jobs=1).train(
+        DATA / "untrained_06.mtp",
+        DATA / "train.cfg",
+        tmp_path / "p.mtp",
+        atom_types=T,
+        max_iter=5,
+        save_active_set=False,
+    )
     train = read_cfg(DATA / "train.cfg", T)
     again = compute_errors(train, MotepBackend(n_jobs=1).calc_efs(res.potential, train, T))
     assert res.errors == pytest.approx(again, rel=1e-12)
@@ -102,8 +117,14 @@ def test_motep_training_reports_mlip2_errors(tmp_path):
 # -- D1 + the whole call sequence, against the recordings ---------------------------------
 def test_train_replays_with_missing_workdir(standin, tmp_path):
     wd = tmp_path / "runs" / "train" / "1" / "train"  # nothing of it exists yet
-    res = standin.train(DATA / "untrained_06.mtp", DATA / "train.cfg", tmp_path / "pot.mtp",
-                        atom_types=T, workdir=wd, max_iter=200)
+    res = standin.train(
+        DATA / "untrained_06.mtp",
+        DATA / "train.cfg",
+        tmp_path / "pot.mtp",
+        atom_types=T,
+        workdir=wd,
+        max_iter=200,
+    )
     assert (tmp_path / "pot.mtp").read_bytes() == (DATA / "out" / "pot06.mtp").read_bytes()
     assert res.errors == parse_mlp_errors((DATA / "out" / "train.stdout.txt").read_text())
     assert res.errors["stress_rmse"] == 0.00580313 and res.iterations == 200
@@ -123,14 +144,14 @@ def test_calc_efs_replays_with_missing_workdir(standin, tmp_path):
 def test_calc_grade_replays_and_matches_motep(standin, tmp_path):
     wd = tmp_path / "a" / "grade"
     pot = DATA / "out" / "pot06.mtp"
-    grades = standin.calc_grade(pot, DATA / "train.cfg", DATA / "candidates.cfg", T,
-                                workdir=wd)
+    grades = standin.calc_grade(pot, DATA / "train.cfg", DATA / "candidates.cfg", T, workdir=wd)
     rec = np.array([a.info["MV_grade"] for a in read_cfg(DATA / "out" / "grades.cfg", T)])
     assert np.array_equal(grades, rec)
     assert (wd / "state.als").is_file()  # mlp writes it into its cwd
     shutil.copy(pot, tmp_path / "pot06.mtp")  # motep saves no active set in the data folder
-    ours = MotepBackend(n_jobs=1).calc_grade(tmp_path / "pot06.mtp", DATA / "train.cfg",
-                                              DATA / "candidates.cfg", T)
+    ours = MotepBackend(n_jobs=1).calc_grade(
+        tmp_path / "pot06.mtp", DATA / "train.cfg", DATA / "candidates.cfg", T
+    )
     assert np.allclose(ours, rec, rtol=1e-6)
 
 
@@ -138,14 +159,16 @@ def test_calc_grade_replays_and_matches_motep(standin, tmp_path):
 def test_select_add_replays_and_matches_motep(standin, tmp_path, threshold, diff):
     wd = tmp_path / "x" / "select"
     pot = DATA / "out" / "pot06.mtp"
-    res = standin.select_add(pot, DATA / "train.cfg", DATA / "candidates.cfg", T,
-                             threshold=threshold, workdir=wd)
+    res = standin.select_add(
+        pot, DATA / "train.cfg", DATA / "candidates.cfg", T, threshold=threshold, workdir=wd
+    )
     assert len(res.indices) == len(read_cfg(DATA / "out" / diff, T)) == 16
     assert (wd / "state.als").is_file() and (wd / "selected.cfg").is_file()
     assert (wd / "grade" / "mlp_calc-grade.log").is_file()
     shutil.copy(pot, tmp_path / "pot06.mtp")
-    ours = MotepBackend(n_jobs=1).select_add(tmp_path / "pot06.mtp", DATA / "train.cfg",
-                                             DATA / "candidates.cfg", T, threshold=threshold)
+    ours = MotepBackend(n_jobs=1).select_add(
+        tmp_path / "pot06.mtp", DATA / "train.cfg", DATA / "candidates.cfg", T, threshold=threshold
+    )
     assert res.indices.tolist() == ours.indices.tolist()
 
 
@@ -159,14 +182,28 @@ def test_standin_refuses_what_was_not_recorded(standin, tmp_path):
     """The stand-in is strict: other inputs, option values or options fail the call."""
     pot = DATA / "out" / "pot06.mtp"
     with pytest.raises(MTPError, match="mlp calc-grade failed"):
-        standin.calc_grade(pot, DATA / "test.cfg", DATA / "candidates.cfg", T,
-                           workdir=tmp_path / "g")
+        standin.calc_grade(
+            pot, DATA / "test.cfg", DATA / "candidates.cfg", T, workdir=tmp_path / "g"
+        )
     with pytest.raises(MTPError, match="mlp train failed"):
-        standin.train(DATA / "untrained_06.mtp", DATA / "train.cfg", tmp_path / "p.mtp",
-                      atom_types=T, workdir=tmp_path / "t", max_iter=100)
+        standin.train(
+            DATA / "untrained_06.mtp",
+            DATA / "train.cfg",
+            tmp_path / "p.mtp",
+            atom_types=T,
+            workdir=tmp_path / "t",
+            max_iter=100,
+        )
     with pytest.raises(MTPError, match="mlp train failed"):
-        standin.train(DATA / "untrained_06.mtp", DATA / "train.cfg", tmp_path / "p.mtp",
-                      atom_types=T, workdir=tmp_path / "t", max_iter=200, force_weight=0.1)
+        standin.train(
+            DATA / "untrained_06.mtp",
+            DATA / "train.cfg",
+            tmp_path / "p.mtp",
+            atom_types=T,
+            workdir=tmp_path / "t",
+            max_iter=200,
+            force_weight=0.1,
+        )
     argv = standin.command("calc-efs", pot, DATA / "test.cfg", tmp_path / "o.cfg", bogus=1)
     with pytest.raises(MTPError, match="unknown option --bogus"):
         standin.run(argv, tmp_path / "e")
@@ -178,16 +215,20 @@ def test_real_mlp_reproduces_the_recordings(tmp_path):
     """With a real binary: the same calls give the recorded grades, selection and EFS."""
     be = MlpBackend(REAL_MLP)
     pot = DATA / "out" / "pot06.mtp"
-    grades = be.calc_grade(pot, DATA / "train.cfg", DATA / "candidates.cfg", T,
-                           workdir=tmp_path / "g" / "new")
+    grades = be.calc_grade(
+        pot, DATA / "train.cfg", DATA / "candidates.cfg", T, workdir=tmp_path / "g" / "new"
+    )
     rec = np.array([a.info["MV_grade"] for a in read_cfg(DATA / "out" / "grades.cfg", T)])
     assert np.allclose(grades, rec, rtol=1e-6)
-    sel = be.select_add(pot, DATA / "train.cfg", DATA / "candidates.cfg", T,
-                        workdir=tmp_path / "s" / "new")
+    sel = be.select_add(
+        pot, DATA / "train.cfg", DATA / "candidates.cfg", T, workdir=tmp_path / "s" / "new"
+    )
     assert len(sel.indices) == 16
     efs = be.calc_efs(pot, DATA / "test.cfg", T, workdir=tmp_path / "e" / "new")
-    assert np.allclose([a.get_potential_energy() for a in efs],
-                       [a.get_potential_energy() for a in read_cfg(DATA / "out" / "efs.cfg", T)])
+    assert np.allclose(
+        [a.get_potential_energy() for a in efs],
+        [a.get_potential_energy() for a in read_cfg(DATA / "out" / "efs.cfg", T)],
+    )
 
 
 def test_readme_train_option_table_is_current():

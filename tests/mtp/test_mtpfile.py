@@ -25,15 +25,18 @@ def _lines(tmp_path):
     return (tmp_path / "u.mtp").read_text().splitlines()
 
 
-@pytest.mark.parametrize("lineno, new, words", [
-    (1, "MTPX", "first line"),
-    (4, "species_count = one", "species_count"),
-    (7, "\tmin_dist = abc", "min_dist"),
-    (13, "alpha_index_basic = {{0, 0, 0}}", "4 integers"),
-    (15, "alpha_index_times = {{0, 0, 1, 99}}", "alpha_index_times"),
-    (17, "alpha_moment_mapping = {0, 1}", "alpha_moment_mapping has 2"),
-    (3, "what is this", "key = value"),
-])
+@pytest.mark.parametrize(
+    "lineno, new, words",
+    [
+        (1, "MTPX", "first line"),
+        (4, "species_count = one", "species_count"),
+        (7, "\tmin_dist = abc", "min_dist"),
+        (13, "alpha_index_basic = {{0, 0, 0}}", "4 integers"),
+        (15, "alpha_index_times = {{0, 0, 1, 99}}", "alpha_index_times"),
+        (17, "alpha_moment_mapping = {0, 1}", "alpha_moment_mapping has 2"),
+        (3, "what is this", "key = value"),
+    ],
+)
 def test_malformed_mtp_names_the_line(tmp_path, lineno, new, words):
     lines = _lines(tmp_path)
     lines[lineno - 1] = new

@@ -14,13 +14,21 @@ def _sorted_pairs(i, j, d):
     return i[order], j[order], d[order]
 
 
-@pytest.mark.parametrize("atoms", [
-    bulk("Cu", "fcc", a=3.61).repeat((3, 3, 6)),
-    bulk("Cu", "fcc", a=3.61, cubic=True),  # cell smaller than twice the cutoff
-    Atoms("Cu4", positions=np.random.default_rng(1).uniform(0, 6, (4, 3)),
-          cell=[8, 8, 30], pbc=[True, True, False]),
-    molecule("CH4"),
-], ids=["skewed", "small", "slab", "molecule"])
+@pytest.mark.parametrize(
+    "atoms",
+    [
+        bulk("Cu", "fcc", a=3.61).repeat((3, 3, 6)),
+        bulk("Cu", "fcc", a=3.61, cubic=True),  # cell smaller than twice the cutoff
+        Atoms(
+            "Cu4",
+            positions=np.random.default_rng(1).uniform(0, 6, (4, 3)),
+            cell=[8, 8, 30],
+            pbc=[True, True, False],
+        ),
+        molecule("CH4"),
+    ],
+    ids=["skewed", "small", "slab", "molecule"],
+)
 def test_pairs_equal_matscipy(atoms):
     atoms = atoms.copy()
     atoms.rattle(0.05, seed=3)

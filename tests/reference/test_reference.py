@@ -40,8 +40,14 @@ def write_eam(path: Path) -> Path:
     n, d_rho, d_r, cutoff = 500, 0.02, 0.012, 5.988
     rho = np.arange(n) * d_rho
     r = np.arange(n) * d_r
-    lines = ["test potential", "written by autopot tests", "", "1 Cu",
-             f"{n} {d_rho} {n} {d_r} {cutoff}", "29 63.546 3.61 fcc"]
+    lines = [
+        "test potential",
+        "written by autopot tests",
+        "",
+        "1 Cu",
+        f"{n} {d_rho} {n} {d_r} {cutoff}",
+        "29 63.546 3.61 fcc",
+    ]
     lines += [f"{v:.10e}" for v in -np.sqrt(rho)]
     lines += [f"{v:.10e}" for v in np.exp(-1.5 * (r - 2.5))]
     lines += [f"{v:.10e}" for v in r * 0.3 * np.exp(-3.0 * (r - 2.5))]
@@ -53,7 +59,9 @@ def test_eam_from_a_real_potential_file(tmp_path: Path) -> None:
     from ase.calculators.eam import EAM
 
     pot = write_eam(tmp_path / "Cu.eam.alloy")
-    result = compute_single_point(cu32(), {"calculator": "eam", "potential": str(pot)}, tmp_path / "calc")
+    result = compute_single_point(
+        cu32(), {"calculator": "eam", "potential": str(pot)}, tmp_path / "calc"
+    )
     ref = cu32()
     ref.calc = EAM(potential=str(pot))
     assert result.get_potential_energy() == pytest.approx(ref.get_potential_energy())
@@ -61,7 +69,9 @@ def test_eam_from_a_real_potential_file(tmp_path: Path) -> None:
     np.testing.assert_allclose(result.get_stress(), ref.get_stress())
     assert np.abs(result.get_forces()).max() > 1e-3  # rattled: a non-trivial check
     # the paper's pot_fname (what sp_calc fills in) names the same file
-    again = compute_single_point(cu32(), {"calculator": "eam", "pot_fname": str(pot)}, tmp_path / "calc2")
+    again = compute_single_point(
+        cu32(), {"calculator": "eam", "pot_fname": str(pot)}, tmp_path / "calc2"
+    )
     assert again.get_potential_energy() == result.get_potential_energy()
 
 
@@ -77,20 +87,29 @@ def test_conflicting_files_are_refused(tmp_path: Path) -> None:
     a = write_eam(tmp_path / "a.eam.alloy")
     b = tmp_path / "b.eam.alloy"
     b.write_text(a.read_text().replace("-1.5", "-1.4"))
-    with pytest.raises(AutopotError, match="calculator.potential: differs from calculator.pot_fname"):
-        make_calculator({"calculator": "eam", "potential": str(a), "pot_fname": str(b)}, directory=tmp_path)
+    with pytest.raises(
+        AutopotError, match="calculator.potential: differs from calculator.pot_fname"
+    ):
+        make_calculator(
+            {"calculator": "eam", "potential": str(a), "pot_fname": str(b)}, directory=tmp_path
+        )
 
 
 def test_calculator_by_import_path(tmp_path: Path) -> None:
     from ase.calculators.lj import LennardJones
 
-    spec = {"calculator": "ase.calculators.lj:LennardJones", "kwargs": {"sigma": 2.3, "epsilon": 0.4}}
+    spec = {
+        "calculator": "ase.calculators.lj:LennardJones",
+        "kwargs": {"sigma": 2.3, "epsilon": 0.4},
+    }
     result = compute_single_point(cu32(), spec, tmp_path)
     ref = cu32()
     ref.calc = LennardJones(sigma=2.3, epsilon=0.4)
     assert result.get_potential_energy() == pytest.approx(ref.get_potential_energy())
     np.testing.assert_allclose(result.get_forces(), ref.get_forces())
-    dotted = compute_single_point(cu32(), {**spec, "calculator": "ase.calculators.lj.LennardJones"}, tmp_path)
+    dotted = compute_single_point(
+        cu32(), {**spec, "calculator": "ase.calculators.lj.LennardJones"}, tmp_path
+    )
     assert dotted.get_potential_energy() == result.get_potential_energy()
 
 
@@ -98,15 +117,27 @@ def test_calculator_by_import_path(tmp_path: Path) -> None:
     ("spec", "needle"),
     [
         ({"calculator": "nonsense"}, "calculator.calculator: unknown calculator 'nonsense'"),
-        ({"calculator": "ase.calculators.nope:Calc"}, "calculator.calculator: cannot import calculator"),
+        (
+            {"calculator": "ase.calculators.nope:Calc"},
+            "calculator.calculator: cannot import calculator",
+        ),
         ({"calculator": "eam"}, "calculator.potential: the eam calculator needs a file"),
-        ({"calculator": "eam", "pot_fname": "/nonexistent/Cu.eam"}, "Cu.eam: calculator.pot_fname: file not found"),
-        ({"calculator": "vasp", "pot_fname": "/nonexistent/INCAR"}, "INCAR: calculator.pot_fname: file not found"),
+        (
+            {"calculator": "eam", "pot_fname": "/nonexistent/Cu.eam"},
+            "Cu.eam: calculator.pot_fname: file not found",
+        ),
+        (
+            {"calculator": "vasp", "pot_fname": "/nonexistent/INCAR"},
+            "INCAR: calculator.pot_fname: file not found",
+        ),
         ({"calculator": "emt", "kwargs": 3}, "calculator.kwargs: expected dict"),
         ({"calculator": "emt", "kwargs": {"nope": 1}}, "calculator.kwargs: bad arguments for emt"),
         ({"calculator": "emt", "potental": "x"}, "calculator.potental: unknown setting for emt"),
         ({"calculator": "vasp"}, "calculator.incar: the vasp calculator needs a file"),
-        ({"calculator": "vasp", "incar": "/nonexistent/INCAR"}, "INCAR: calculator.incar: file not found"),
+        (
+            {"calculator": "vasp", "incar": "/nonexistent/INCAR"},
+            "INCAR: calculator.incar: file not found",
+        ),
         ({"calculator": "os.path:sep"}, "calculator.calculator: 'os.path:sep' is not a class"),
         ({}, "calculator.calculator: missing calculator name"),
     ],
@@ -130,15 +161,29 @@ def fake_potcar_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *elements: 
 def test_vasp_input_written_from_incar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_potcar_dir(tmp_path, monkeypatch, "Cu")
     incar = tmp_path / "INCAR.in"
-    incar.write_text("ENCUT = 520\nISMEAR = 1  # Methfessel-Paxton\nSIGMA = 0.1\nEDIFF = 1e-6\n"
-                     "LWAVE = .FALSE.\nMAGMOM = 32*0.5\n")
+    incar.write_text(
+        "ENCUT = 520\nISMEAR = 1  # Methfessel-Paxton\nSIGMA = 0.1\nEDIFF = 1e-6\n"
+        "LWAVE = .FALSE.\nMAGMOM = 32*0.5\n"
+    )
     run = tmp_path / "run"
-    spec = {"calculator": "vasp", "incar": str(incar), "kpts": [3, 3, 3], "xc": "LDA", "sigma": 0.05}
+    spec = {
+        "calculator": "vasp",
+        "incar": str(incar),
+        "kpts": [3, 3, 3],
+        "xc": "LDA",
+        "sigma": 0.05,
+    }
     calc = make_calculator(spec, directory=run)
     run.mkdir()
     calc.write_input(cu32())  # ASE's input-writing path; nothing is executed
     written = (run / "INCAR").read_text().upper()
-    for tag in ("ENCUT = 520.0", "ISMEAR = 1", "EDIFF = 1.00E-06", "LWAVE = .FALSE.", "MAGMOM = 32*0.5"):
+    for tag in (
+        "ENCUT = 520.0",
+        "ISMEAR = 1",
+        "EDIFF = 1.00E-06",
+        "LWAVE = .FALSE.",
+        "MAGMOM = 32*0.5",
+    ):
         assert tag in written, tag
     assert "SIGMA = 0.05" in written  # the run space's setting wins over the file's 0.1
     assert "3 3 3" in (run / "KPOINTS").read_text()
@@ -153,8 +198,10 @@ def test_vasp_kspacing_and_bad_incar(tmp_path: Path, monkeypatch: pytest.MonkeyP
     incar.write_text("ENCUT = 400\n")
     run = tmp_path / "run"
     run.mkdir()
-    make_calculator({"calculator": "vasp", "pot_fname": str(incar), "kspacing": 0.25, "xc": "LDA"},
-                    directory=run).write_input(cu32())
+    make_calculator(
+        {"calculator": "vasp", "pot_fname": str(incar), "kspacing": 0.25, "xc": "LDA"},
+        directory=run,
+    ).write_input(cu32())
     assert "KSPACING = 0.250000" in (run / "INCAR").read_text().upper()
     incar.write_text("ENCUT = 400; ISMEAR = 0\n")
     with pytest.raises(AutopotError, match=r"INCAR: calculator.pot_fname: line 1: several tags"):
@@ -164,7 +211,9 @@ def test_vasp_kspacing_and_bad_incar(tmp_path: Path, monkeypatch: pytest.MonkeyP
         make_calculator({"calculator": "vasp", "incar": str(incar)}, directory=run)
 
 
-@pytest.mark.skipif(not VASP_DATA.is_dir(), reason=f"recorded VASP outputs not found at {VASP_DATA}")
+@pytest.mark.skipif(
+    not VASP_DATA.is_dir(), reason=f"recorded VASP outputs not found at {VASP_DATA}"
+)
 def test_read_real_vasp_outputs(tmp_path: Path) -> None:
     expected = {"0000": -590.97331886, "0001": -590.25748496}
     for tag, energy in expected.items():
@@ -179,7 +228,9 @@ def test_read_real_vasp_outputs(tmp_path: Path) -> None:
             assert np.abs(atoms.get_forces()).max() == pytest.approx(1.076, abs=1e-3)
 
 
-@pytest.mark.skipif(not VASP_DATA.is_dir(), reason=f"recorded VASP outputs not found at {VASP_DATA}")
+@pytest.mark.skipif(
+    not VASP_DATA.is_dir(), reason=f"recorded VASP outputs not found at {VASP_DATA}"
+)
 def test_read_vasp_restores_ase_input_order(tmp_path: Path) -> None:
     # the order ase-sort.dat records when ASE groups species for VASP; here a permutation
     # applied to the real output, to check it is undone for atoms and forces alike
@@ -187,14 +238,18 @@ def test_read_vasp_restores_ase_input_order(tmp_path: Path) -> None:
     plain = read_vasp_result(tmp_path)
     resort = np.random.default_rng(0).permutation(72)
     sort = np.argsort(resort)
-    (tmp_path / "ase-sort.dat").write_text("".join(f"{s} {r}\n" for s, r in zip(sort, resort, strict=True)))
+    (tmp_path / "ase-sort.dat").write_text(
+        "".join(f"{s} {r}\n" for s, r in zip(sort, resort, strict=True))
+    )
     restored = read_vasp_result(tmp_path)
     np.testing.assert_array_equal(restored.positions, plain.positions[resort])
     np.testing.assert_array_equal(restored.get_forces(), plain.get_forces()[resort])
     assert restored.get_potential_energy() == plain.get_potential_energy()
 
 
-@pytest.mark.skipif(not ASE_OUTCAR.is_file(), reason=f"ase's recorded OUTCAR test data not found at {ASE_OUTCAR}")
+@pytest.mark.skipif(
+    not ASE_OUTCAR.is_file(), reason=f"ase's recorded OUTCAR test data not found at {ASE_OUTCAR}"
+)
 def test_read_real_outcar_when_no_vasprun(tmp_path: Path) -> None:
     # VASP 5.3.3, 18 Ni atoms, shipped with ase's own tests (ase/test/fio/vasp/test_vasp_out.py)
     (tmp_path / "OUTCAR").symlink_to(ASE_OUTCAR)

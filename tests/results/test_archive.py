@@ -30,8 +30,11 @@ def runs_json(workflow: Path, task: str) -> list[dict]:
 
 
 def extracted_files(root: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(root)): (sha256_file(p), p.stat().st_size)
-            for p in root.rglob("*") if p.is_file() and p.name != "MANIFEST.json"}
+    return {
+        str(p.relative_to(root)): (sha256_file(p), p.stat().st_size)
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "MANIFEST.json"
+    }
 
 
 def test_archive_with_a_connected_reader_restores_elsewhere(toy: Path, tmp_path: Path) -> None:
@@ -52,7 +55,13 @@ def test_archive_with_a_connected_reader_restores_elsewhere(toy: Path, tmp_path:
         # the same snapshot through the server's protocol (the path for a database on
         # another machine) as from the file: same last transaction, same runs
         remote = tmp_path / "remote.tar.gz"
-        proc = autopot("archive", str(remote), "-W", str(wf), env={"AUTOPOT_DB_ADDRESS": str(wf / "db" / "zeo.sock")})
+        proc = autopot(
+            "archive",
+            str(remote),
+            "-W",
+            str(wf),
+            env={"AUTOPOT_DB_ADDRESS": str(wf / "db" / "zeo.sock")},
+        )
         assert proc.returncode == 0, proc.stderr
         reader.close()
     finally:
@@ -80,8 +89,12 @@ def test_archive_with_a_connected_reader_restores_elsewhere(toy: Path, tmp_path:
     for rel, (sha, _) in files.items():
         if rel.startswith("runs/"):
             assert sha256_file(wf / rel) == sha
-    assert (top / "source" / "motoko.yaml").is_file() and (top / "source" / "tasks" / "work" / "bd.yaml").is_file()
-    assert manifest["versions"]["autopot"] and manifest["database"]["runs"]["work"] == {"FINISHED": 6}
+    assert (top / "source" / "motoko.yaml").is_file() and (
+        top / "source" / "tasks" / "work" / "bd.yaml"
+    ).is_file()
+    assert manifest["versions"]["autopot"] and manifest["database"]["runs"]["work"] == {
+        "FINISHED": 6
+    }
     # queries work in the new place, with the same answers, and run directories resolve there
     shutil.rmtree(toy.parent)  # the original is gone: nothing may point back to it
     assert runs_json(top, "work") + runs_json(top, "collect") == before
@@ -165,7 +178,11 @@ def test_tampered_archive_fails_verify(small_archive: Path, tmp_path: Path) -> N
 
     # a file removed from the archive, and a truncated archive
     missing = tmp_path / "missing.tar.gz"
-    _rewrite(small_archive, missing, lambda i, d: None if i.name.endswith("work/1/result.txt") else (i, d))
+    _rewrite(
+        small_archive,
+        missing,
+        lambda i, d: None if i.name.endswith("work/1/result.txt") else (i, d),
+    )
     proc = autopot("archive", "--verify", str(missing))
     assert proc.returncode == 6 and "work/1/result.txt: missing" in proc.stderr
     # a second member of the same name (extraction would keep the later one)
@@ -185,7 +202,9 @@ def test_tampered_archive_fails_verify(small_archive: Path, tmp_path: Path) -> N
     assert proc.returncode == 6 and "not a readable archive" in proc.stderr
 
 
-def _evil_archive(path: Path, name: str, *, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> None:
+def _evil_archive(
+    path: Path, name: str, *, kind: bytes = tarfile.REGTYPE, linkname: str = ""
+) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         manifest = json.dumps({"format": "autopot-archive", "top": "wf", "files": {}}).encode()
@@ -201,13 +220,18 @@ def _evil_archive(path: Path, name: str, *, kind: bytes = tarfile.REGTYPE, linkn
     path.write_bytes(gzip.compress(buf.getvalue()))
 
 
-@pytest.mark.parametrize("name,kind,linkname,expected", [
-    ("wf/../../evil.txt", tarfile.REGTYPE, "", "leaves the archive directory"),
-    ("/tmp/autopot-evil.txt", tarfile.REGTYPE, "", "absolute path"),
-    ("wf/link", tarfile.SYMTYPE, "/etc/passwd", "refusing link member"),
-    ("other/evil.txt", tarfile.REGTYPE, "", "outside the archive's top directory"),
-])
-def test_malicious_member_is_refused(tmp_path: Path, name: str, kind: bytes, linkname: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "name,kind,linkname,expected",
+    [
+        ("wf/../../evil.txt", tarfile.REGTYPE, "", "leaves the archive directory"),
+        ("/tmp/autopot-evil.txt", tarfile.REGTYPE, "", "absolute path"),
+        ("wf/link", tarfile.SYMTYPE, "/etc/passwd", "refusing link member"),
+        ("other/evil.txt", tarfile.REGTYPE, "", "outside the archive's top directory"),
+    ],
+)
+def test_malicious_member_is_refused(
+    tmp_path: Path, name: str, kind: bytes, linkname: str, expected: str
+) -> None:
     evil = tmp_path / "evil.tar.gz"
     _evil_archive(evil, name, kind=kind, linkname=linkname)
     dest = tmp_path / "dest" / "inner"
@@ -232,14 +256,18 @@ def test_archive_bad_input_is_one_line(small_archive: Path, tmp_path: Path) -> N
     damaged = tmp_path / "damaged"
     shutil.copytree(tmp_path / "toy" / "autopot-workflow", damaged)
     fs = damaged / "db" / "autopot.fs"
-    fs.write_bytes(fs.read_bytes()[:-10])  # inside the last transaction (its tail length is 8 bytes)
+    fs.write_bytes(
+        fs.read_bytes()[:-10]
+    )  # inside the last transaction (its tail length is 8 bytes)
     for name in ("autopot.fs.index", "zeo.sock"):
         (damaged / "db" / name).unlink(missing_ok=True)
     cut = hashlib.sha256(fs.read_bytes()).hexdigest()
     proc = autopot("archive", str(tmp_path / "damaged.tar.gz"), "-W", str(damaged))
     assert proc.returncode == 6 and proc.stderr.count("\n") == 1, proc.stderr
     assert f"{fs}: database file is damaged: truncated" in proc.stderr
-    assert not (tmp_path / "damaged.tar.gz").exists() and not list(tmp_path.glob(".damaged.tar.gz.*"))
+    assert not (tmp_path / "damaged.tar.gz").exists() and not list(
+        tmp_path.glob(".damaged.tar.gz.*")
+    )
     assert hashlib.sha256(fs.read_bytes()).hexdigest() == cut
     # not an archive at all
     junk = tmp_path / "junk.tar.gz"
@@ -256,7 +284,9 @@ def test_archive_bad_input_is_one_line(small_archive: Path, tmp_path: Path) -> N
 
 def test_full_history_keeps_every_revision(small_archive: Path, tmp_path: Path) -> None:
     full = tmp_path / "full.tar.gz"
-    proc = autopot("archive", str(full), "--full-history", "-W", str(tmp_path / "toy" / "motoko.yaml"))
+    proc = autopot(
+        "archive", str(full), "--full-history", "-W", str(tmp_path / "toy" / "motoko.yaml")
+    )
     assert proc.returncode == 0, proc.stderr
     assert autopot("archive", "--verify", str(full)).returncode == 0
     manifests = []
@@ -274,4 +304,7 @@ def test_full_history_keeps_every_revision(small_archive: Path, tmp_path: Path) 
         revisions = store.db.history(run._p_oid, size=100)
     assert len(revisions) >= 3  # created, submitted, running, finished: several commits
     assert history["transactions"] == packed["transactions"]
-    assert manifests[1]["files"]["db/autopot.fs"]["size"] > manifests[0]["files"]["db/autopot.fs"]["size"]
+    assert (
+        manifests[1]["files"]["db/autopot.fs"]["size"]
+        > manifests[0]["files"]["db/autopot.fs"]["size"]
+    )

@@ -26,8 +26,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``directory`` with its size and mtime: what "nothing written" means."""
-    return {p.relative_to(directory).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(directory).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +51,16 @@ def demo_report(workflow_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def train_runs(workflow_dir: Path) -> list[dict[str, Any]]:
     """The train runs as plain data, read independently of the report."""
     with open_records(workflow_dir) as records:
-        return [{"label": r.label, "state": r.state, "directory": r.directory,
-                 "context": dict(r.job.params["context"]), "q": dict(r.quantities)}
-                for r in records.runs("train")]
+        return [
+            {
+                "label": r.label,
+                "state": r.state,
+                "directory": r.directory,
+                "context": dict(r.job.params["context"]),
+                "q": dict(r.quantities),
+            }
+            for r in records.runs("train")
+        ]
 
 
 def check_png(path: Path) -> None:
@@ -86,7 +96,11 @@ def test_iterations_table_matches_the_database(demo_report: Report, workflow_dir
     assert len(rows) == len(trains) >= 3
     for row, run in zip(rows, trains, strict=True):
         q = run["q"]
-        assert (row["train"], row["state"], row["stage"]) == (run["label"], "FINISHED", run["context"]["stage"])
+        assert (row["train"], row["state"], row["stage"]) == (
+            run["label"],
+            "FINISHED",
+            run["context"]["stage"],
+        )
         assert row["ts_size"] == q["ts_size"] and row["ts_added"] == q["ts_added"]
         assert row["energy_rmse_meV_per_atom"] == pytest.approx(q["energy_rmse_per_atom"] * 1000)
         assert row["forces_mae_meV_per_A"] == pytest.approx(q["forces_mae"] * 1000)
@@ -99,7 +113,9 @@ def test_iterations_table_matches_the_database(demo_report: Report, workflow_dir
     assert rows[-1]["ts_size"] == len(read_cfg(last_ts, "Cu=0"))
 
 
-def test_parity_reproduces_the_recorded_training_errors(demo_report: Report, workflow_dir: Path) -> None:
+def test_parity_reproduces_the_recorded_training_errors(
+    demo_report: Report, workflow_dir: Path
+) -> None:
     """Same potential, same training set, same backend: the re-evaluation must give the
     errors train recorded. They agree bit for bit today; 1e-8 relative allows for another
     summation order (threads) but would catch a wrong file, unit or per-atom division."""
@@ -115,9 +131,14 @@ def test_parity_reproduces_the_recorded_training_errors(demo_report: Report, wor
     assert parity["stress components"]["n"] == 6 * last["ts_size"]
 
 
-def test_selection_and_tasks_tables_match_the_database(demo_report: Report, workflow_dir: Path) -> None:
+def test_selection_and_tasks_tables_match_the_database(
+    demo_report: Report, workflow_dir: Path
+) -> None:
     with open_records(workflow_dir) as records:
-        selects = [(r.label, r.quantities["n_selected"], r.job.params["grade"]) for r in records.runs("select")]
+        selects = [
+            (r.label, r.quantities["n_selected"], r.job.params["grade"])
+            for r in records.runs("select")
+        ]
         mds = [(r.label, r.quantities["n_collected"]) for r in records.runs("md_select")]
         runs = {t: records.runs(t) for t in ("sp_calc", "select", "md_select", "train")}
         walls = {t: sum(r.ended - r.started for r in rs) for t, rs in runs.items()}
@@ -135,11 +156,18 @@ def test_selection_and_tasks_tables_match_the_database(demo_report: Report, work
         assert tasks[task]["total_wall_s"] == pytest.approx(walls[task])
 
 
-def test_workflow_paths_are_relative_to_the_workflow_dir(demo_report: Report, workflow_dir: Path) -> None:
+def test_workflow_paths_are_relative_to_the_workflow_dir(
+    demo_report: Report, workflow_dir: Path
+) -> None:
     wf = demo_report.workflow
     last = train_runs(workflow_dir)[-1]
-    assert wf["converged"] is True and wf["reference_calls"] == sum(r["q"]["ts_added"] for r in train_runs(workflow_dir))
-    assert wf["potential"] == f"{last['directory']}/pot.mtp" and not Path(wf["potential"]).is_absolute()
+    assert wf["converged"] is True and wf["reference_calls"] == sum(
+        r["q"]["ts_added"] for r in train_runs(workflow_dir)
+    )
+    assert (
+        wf["potential"] == f"{last['directory']}/pot.mtp"
+        and not Path(wf["potential"]).is_absolute()
+    )
     assert wf["training_set"] == f"{last['directory']}/ts.cfg"
     assert (workflow_dir / wf["potential"]).is_file() and wf["last_train"] == last["label"]
 
@@ -188,15 +216,26 @@ def test_failed_toy_workflow_still_reports(tmp_path: Path) -> None:
     """No train, select or md_select run at all, one failed task, workflow FAILED."""
     toy = tmp_path / "toy"
     shutil.copytree(TOY, toy, ignore=shutil.ignore_patterns("autopot-workflow", "__pycache__"))
-    proc = autopot("orchestrator", "start", "-c", str(toy / "motoko.yaml"), "--n", "3", "--fail", "1",
-                   timeout=120)
+    proc = autopot(
+        "orchestrator",
+        "start",
+        "-c",
+        str(toy / "motoko.yaml"),
+        "--n",
+        "3",
+        "--fail",
+        "1",
+        timeout=120,
+    )
     assert proc.returncode != 0, proc.stdout + proc.stderr
     with open_records(toy / "autopot-workflow") as records:
         report = build_report(records, tmp_path / "out", html=True)
     assert set(report.skipped) == {"ts_size", "errors", "parity", "grades"}
     assert report.skipped["ts_size"] == "no train run in this workflow run"
     assert "no FINISHED train run" in report.skipped["parity"]
-    assert report.tables["iterations"] == report.tables["selection"] == report.tables["parity"] == []
+    assert (
+        report.tables["iterations"] == report.tables["selection"] == report.tables["parity"] == []
+    )
     (work,) = report.tables["tasks"]
     assert (work["task"], work["runs"], work["FINISHED"], work["FAILED"]) == ("work", 4, 3, 1)
     check_png(report.figures["walltime"])
@@ -219,7 +258,10 @@ def test_failed_last_train_and_unusable_backend(workflow_dir: Path, tmp_path: Pa
     def doctor(root: Any) -> None:
         task_type = root.task_types["train"]
         last = task_type.runs[max(task_type.by_run_name["default"])]
-        last.params = {**last.params, "mtp_backend": {"name": "mlp", "binary": str(tmp_path / "no-mlp")}}
+        last.params = {
+            **last.params,
+            "mtp_backend": {"name": "mlp", "binary": str(tmp_path / "no-mlp")},
+        }
         failed = task_type.add_run(last.job, dict(last.params), "default", None)
         failed.set_state("RUNNING")
         failed.set_state("FAILED", cause="simulated failure")
@@ -234,12 +276,20 @@ def test_failed_last_train_and_unusable_backend(workflow_dir: Path, tmp_path: Pa
     assert report.workflow["last_train"] == f"train.{n_trains}"
     assert report.workflow["latest_train"] == f"train.{n_trains + 1} FAILED"
     assert set(report.skipped) == {"parity"}
-    assert f"cannot evaluate train.{n_trains}" in report.skipped["parity"] and "no-mlp" in report.skipped["parity"]
-    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())  # mlp scratch removed
+    assert (
+        f"cannot evaluate train.{n_trains}" in report.skipped["parity"]
+        and "no-mlp" in report.skipped["parity"]
+    )
+    assert not any(
+        p.name.startswith(".") for p in (tmp_path / "out").iterdir()
+    )  # mlp scratch removed
     for name in ("ts_size", "errors"):
         check_png(report.figures[name])
     data = json.loads(report.summary_json.read_text())
-    assert all(v is None or not (isinstance(v, float) and math.isnan(v)) for v in data["tables"]["iterations"][-1].values())
+    assert all(
+        v is None or not (isinstance(v, float) and math.isnan(v))
+        for v in data["tables"]["iterations"][-1].values()
+    )
 
 
 def test_report_cli_prints_tables_and_writes_the_page(workflow_dir: Path, tmp_path: Path) -> None:
@@ -250,9 +300,17 @@ def test_report_cli_prints_tables_and_writes_the_page(workflow_dir: Path, tmp_pa
     assert "Iterations (one row per train run)" in text and "Parity of the last potential" in text
     for name in FIGURES:
         assert f"{name}.png" in text and (out / f"{name}.png").is_file()
-    assert (out / "report.html").is_file() and json.loads((out / "summary.json").read_text())["tables"]
+    assert (out / "report.html").is_file() and json.loads((out / "summary.json").read_text())[
+        "tables"
+    ]
     with open_records(workflow_dir) as records:
         last = records.last_train().label
     assert last in text
-    bad = autopot("report", "-W", str(workflow_dir), "--run-name", "nope", "-o", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "no workflow run 'nope'" in bad.stderr and bad.stderr.count("\n") == 1
+    bad = autopot(
+        "report", "-W", str(workflow_dir), "--run-name", "nope", "-o", str(tmp_path / "x")
+    )
+    assert (
+        bad.returncode == 2
+        and "no workflow run 'nope'" in bad.stderr
+        and bad.stderr.count("\n") == 1
+    )

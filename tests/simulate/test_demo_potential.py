@@ -30,4 +30,7 @@ def test_demo_mtp_lattice_constant_matches_emt(finished_demo: Path, tmp_path: Pa
     with open_store(tmp_path / "validation", read_only=True) as db:
         job = db.root.task_types["eos"].runs[1].job.params
     assert job["calculator"]["calculator"] == "mtp" and job["calculator"]["train_run"] == label
-    assert job["calculator"]["potential"].endswith("pot.mtp") and len(job["calculator_files"]["potential"]) == 64
+    assert (
+        job["calculator"]["potential"].endswith("pot.mtp")
+        and len(job["calculator_files"]["potential"]) == 64
+    )

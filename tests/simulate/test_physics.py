@@ -34,8 +34,14 @@ def test_eos_bulk_modulus_equals_elastic_constants(cu):
 
 
 def test_phonon_acoustic_modes_vanish_at_gamma():
-    r = phonon.run(bulk("Cu", "fcc", a=3.5898), EMT(), supercell=[3, 3, 3], band_points=11,
-                   mesh=[6, 6, 6], t_step=250.0)
+    r = phonon.run(
+        bulk("Cu", "fcc", a=3.5898),
+        EMT(),
+        supercell=[3, 3, 3],
+        band_points=11,
+        mesh=[6, 6, 6],
+        t_step=250.0,
+    )
     assert r["gamma_acoustic_max_abs_THz"] < 0.05
     assert 6.0 < r["band_max_THz"] < 10.0  # EMT Cu: ~8 THz at X
     assert r["band_min_THz"] > -0.05  # a relaxed fcc crystal is dynamically stable
@@ -91,34 +97,47 @@ def test_opt_relaxes_cell_and_forces(cu):
 
 def test_md_nve_conserves_energy_and_restarts(cu, tmp_path):
     atoms = cu.repeat(2)
-    first = md.run(atoms, EMT(), directory=tmp_path, steps=50, timestep_fs=1.0, temperature_K=300,
-                   interval=10)
+    first = md.run(
+        atoms, EMT(), directory=tmp_path, steps=50, timestep_fs=1.0, temperature_K=300, interval=10
+    )
     assert first["steps_done"] == 50 and first["n_frames"] == 6
     from ase.io import read
 
     frames = read(tmp_path / "md.traj", index=":")
     totals = [f.get_total_energy() for f in frames]
     assert np.ptp(totals) / len(atoms) < 1e-3  # eV/atom over the run
-    more = md.run(atoms, EMT(), directory=tmp_path, steps=80, timestep_fs=1.0, temperature_K=300,
-                  interval=10)
+    more = md.run(
+        atoms, EMT(), directory=tmp_path, steps=80, timestep_fs=1.0, temperature_K=300, interval=10
+    )
     assert more["restarted_from"] == 50 and more["steps_done"] == 80 and more["n_frames"] == 9
 
 
 def test_temperature_ramp_is_followed(cu, tmp_path):
-    r = md.run(cu.repeat(2), EMT(), directory=tmp_path, ensemble="berendsen", steps=300,
-               temperature_K=[100, 900], tdamp_fs=10.0, interval=50)
+    r = md.run(
+        cu.repeat(2),
+        EMT(),
+        directory=tmp_path,
+        ensemble="berendsen",
+        steps=300,
+        temperature_K=[100, 900],
+        tdamp_fs=10.0,
+        interval=50,
+    )
     assert r["temperature_final_K"] > 400  # heated towards 900 K, started at 100 K
 
 
-@pytest.mark.parametrize("module, params, field", [
-    (opt, {"optimizer": "Newton"}, "optimizer"),
-    (opt, {"filter": "Cell"}, "filter"),
-    (opt, {"fmx": 0.1}, "fmx"),
-    (md, {"ensemble": "nvx"}, "ensemble"),
-    (md, {"temperature_K": -1.0}, "temperature_K"),
-    (md, {"temperature_K": [300, -5]}, "temperature_K"),
-    (eos, {"n_points": 2}, "n_points"),
-])
+@pytest.mark.parametrize(
+    "module, params, field",
+    [
+        (opt, {"optimizer": "Newton"}, "optimizer"),
+        (opt, {"filter": "Cell"}, "filter"),
+        (opt, {"fmx": 0.1}, "fmx"),
+        (md, {"ensemble": "nvx"}, "ensemble"),
+        (md, {"temperature_K": -1.0}, "temperature_K"),
+        (md, {"temperature_K": [300, -5]}, "temperature_K"),
+        (eos, {"n_points": 2}, "n_points"),
+    ],
+)
 def test_bad_parameters_name_the_field(module, params, field, cu):
     from autopot.simulate.common import SimulationError
 

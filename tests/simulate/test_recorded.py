@@ -79,8 +79,15 @@ def test_eos_runs_its_relaxations_as_concurrent_opt_runs(cu, tmp_path):
 
 def test_md_run_saves_its_trajectory(cu, tmp_path):
     wf = tmp_path / "wf"
-    r = MD(atoms=cu, calculator="emt", workflow=wf, ensemble="langevin", steps=20, interval=5,
-           temperature_K=[300, 500])
+    r = MD(
+        atoms=cu,
+        calculator="emt",
+        workflow=wf,
+        ensemble="langevin",
+        steps=20,
+        interval=5,
+        temperature_K=[300, 500],
+    )
     assert r["steps_done"] == 20 and r["n_frames"] == 5
     assert (wf / "runs" / "md" / "1" / "md.traj").is_file()
 
@@ -105,8 +112,9 @@ def recorded(tmp_path_factory):
 
 
 @pytest.mark.parametrize("task, structures, params, field", BAD)
-def test_bad_input_names_the_field_and_records_nothing(task, structures, params, field, cu, tmp_path,
-                                                       recorded):
+def test_bad_input_names_the_field_and_records_nothing(
+    task, structures, params, field, cu, tmp_path, recorded
+):
     from autopot.errors import AutopotError
     from autopot.simulate.api import simulate
 
@@ -136,10 +144,24 @@ def test_neb_endpoints_with_different_atoms_are_refused(cu, tmp_path):
 
 def test_cli_bad_input_is_one_line(tmp_path):
     (tmp_path / "bad.cif").write_text("this is not a CIF\n")
-    proc = subprocess.run([sys.executable, "-m", "autopot.cli", "simulate", "opt", "--structure",
-                           str(tmp_path / "bad.cif"), "-W", str(tmp_path / "wf")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, "AUTOPOT_SIMULATE_DIR": str(tmp_path / "sim")})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autopot.cli",
+            "simulate",
+            "opt",
+            "--structure",
+            str(tmp_path / "bad.cif"),
+            "-W",
+            str(tmp_path / "wf"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={**os.environ, "AUTOPOT_SIMULATE_DIR": str(tmp_path / "sim")},
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "structure: cannot read a structure" in lines[0], proc.stderr
@@ -148,17 +170,46 @@ def test_cli_bad_input_is_one_line(tmp_path):
 
 def test_cli_records_and_recalls(tmp_path):
     bulk("Cu", "fcc", a=3.6).write(tmp_path / "Cu.xyz")
-    cmd = [sys.executable, "-m", "autopot.cli", "simulate", "opt", "-s", "Cu.xyz", "-c", "emt",
-           "-p", "fmax=0.05", "--format", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "autopot.cli",
+        "simulate",
+        "opt",
+        "-s",
+        "Cu.xyz",
+        "-c",
+        "emt",
+        "-p",
+        "fmax=0.05",
+        "--format",
+        "json",
+    ]
     env = {**os.environ, "AUTOPOT_SIMULATE_DIR": ""}
     first = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert first.returncode == 0, first.stderr
     second = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert "opt.1 (recorded)" in second.stderr and first.stdout == second.stdout
     assert (tmp_path / "autopot-simulate" / "db").is_dir()  # the default embedded store
-    runs = subprocess.run([sys.executable, "-m", "autopot.cli", "runs", "opt", "-W", "autopot-simulate",
-                           "--format", "csv", "--columns", "id,state,q.converged"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    runs = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autopot.cli",
+            "runs",
+            "opt",
+            "-W",
+            "autopot-simulate",
+            "--format",
+            "csv",
+            "--columns",
+            "id,state,q.converged",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert runs.stdout.strip().splitlines()[1:] == ["opt.1,FINISHED,True"]
 
 
@@ -169,12 +220,25 @@ def test_template_defaults_match_the_modules():
     for task in tasks.TASKS:
         module = api._module(task)
         defaults = module.ENDPOINT_DEFAULTS if task == "neb_from_endpoints" else module.DEFAULTS
-        declared = {k: p.default for k, p in tasks.schema(task).job.items()
-                    if k not in ("structure", "final", "images", "calculator", "calculator_files",
-                                 "parts_source")}
+        declared = {
+            k: p.default
+            for k, p in tasks.schema(task).job.items()
+            if k
+            not in (
+                "structure",
+                "final",
+                "images",
+                "calculator",
+                "calculator_files",
+                "parts_source",
+            )
+        }
         if task == "md":
-            defaults = {**defaults, "temperature_K": [defaults["temperature_K"]] * 2,
-                        "pressure_GPa": [defaults["pressure_GPa"]] * 2}
+            defaults = {
+                **defaults,
+                "temperature_K": [defaults["temperature_K"]] * 2,
+                "pressure_GPa": [defaults["pressure_GPa"]] * 2,
+            }
         assert declared == defaults, task
 
 
@@ -184,7 +248,8 @@ def test_registry_is_data(tmp_path, monkeypatch):
 
     (tmp_path / "models.yaml").write_text(
         "my-lj:\n  calculator: {calculator: 'ase.calculators.lj:LennardJones', kwargs: {sigma: 2.3}}\n"
-        "  family: pair\n  training_data: none\n  license: MIT\n")
+        "  family: pair\n  training_data: none\n  license: MIT\n"
+    )
     monkeypatch.chdir(tmp_path)
     assert resolve_spec("my-lj")["kwargs"] == {"sigma": 2.3}
     assert resolve_spec("emt-cu") == {"calculator": "emt"}
@@ -198,7 +263,9 @@ def test_inside_a_running_event_loop(cu, tmp_path):
         return OPT(atoms=cu, calculator="emt", workflow=tmp_path / "wf", fmax=0.05)
 
     result = asyncio.run(call())
-    assert result.run == "opt.1" and not result.cached and counts(tmp_path / "wf") == {"opt": (1, 1)}
+    assert (
+        result.run == "opt.1" and not result.cached and counts(tmp_path / "wf") == {"opt": (1, 1)}
+    )
 
 
 def test_vacancy_parts_are_runs_of_their_own(cu, tmp_path):
@@ -210,9 +277,17 @@ def test_vacancy_parts_are_runs_of_their_own(cu, tmp_path):
 
     settings = {"supercell": [2, 1, 1], "n_images": 1, "neb_fmax": 0.05}
     r = VACANCY(atoms=cu, calculator="emt", workflow=tmp_path / "wf", **settings)
-    assert r["parts"] == {"bulk": "opt.1", "perfect": "opt.2", "defect": "opt.3",
-                          "neb": "neb_from_endpoints.1"}
-    assert counts(tmp_path / "wf") == {"opt": (3, 3), "neb_from_endpoints": (1, 1), "vacancy": (1, 1)}
+    assert r["parts"] == {
+        "bulk": "opt.1",
+        "perfect": "opt.2",
+        "defect": "opt.3",
+        "neb": "neb_from_endpoints.1",
+    }
+    assert counts(tmp_path / "wf") == {
+        "opt": (3, 3),
+        "neb_from_endpoints": (1, 1),
+        "vacancy": (1, 1),
+    }
     direct = vacancy.run(cu, EMT(), **settings)
     assert r["formation_energy"] == pytest.approx(direct["formation_energy"], abs=1e-6)
     assert r["migration_barrier"] == pytest.approx(direct["migration_barrier"], abs=1e-4)
@@ -231,11 +306,34 @@ def test_neb_over_given_images_and_a_query(cu, tmp_path):
     wf = tmp_path / "wf"
     r = NEB(images=images, calculator="emt", workflow=wf, fmax=0.05)
     assert abs(r["barrier_forward"] - r["barrier_backward"]) < 1e-3 and r["saddle_index"] == 1
-    PHONON(atoms=bulk("Cu", "fcc", a=3.59), calculator="emt", workflow=wf, supercell=[2, 2, 2],
-           band_points=5, mesh=[4, 4, 4])
-    out = subprocess.run([sys.executable, "-m", "autopot.cli", "runs", "phonon", "-W", str(wf),
-                          "--where", "gamma_acoustic_max_abs_THz < 0.05", "--format", "csv",
-                          "--columns", "id,state"], capture_output=True, text=True, timeout=60)
+    PHONON(
+        atoms=bulk("Cu", "fcc", a=3.59),
+        calculator="emt",
+        workflow=wf,
+        supercell=[2, 2, 2],
+        band_points=5,
+        mesh=[4, 4, 4],
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autopot.cli",
+            "runs",
+            "phonon",
+            "-W",
+            str(wf),
+            "--where",
+            "gamma_acoustic_max_abs_THz < 0.05",
+            "--format",
+            "csv",
+            "--columns",
+            "id,state",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip().splitlines()[1:] == ["phonon.1,FINISHED"], out.stderr
 
 

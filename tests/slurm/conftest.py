@@ -29,10 +29,14 @@ def sinfo_answers() -> bool:
     if shutil.which("sinfo") is None:
         return False
     try:
-        proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return proc.returncode == 0 and any(s.strip() in ("idle", "mixed", "allocated") for s in proc.stdout.split())
+    return proc.returncode == 0 and any(
+        s.strip() in ("idle", "mixed", "allocated") for s in proc.stdout.split()
+    )
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +45,17 @@ def slurm() -> None:
     if sinfo_answers():
         return
     if os.getuid() != 0:
-        pytest.skip("SLURM is not running and starting it needs root (run ../shared/ci/setup-slurm.sh)")
+        pytest.skip(
+            "SLURM is not running and starting it needs root (run ../shared/ci/setup-slurm.sh)"
+        )
     if not SETUP.is_file():
         pytest.skip(f"SLURM is not running and {SETUP} does not exist")
     env = {**os.environ, "SLURM_CPUS": os.environ.get("SLURM_CPUS", "8")}
     if shutil.which("slurmctld") and shutil.which("sbatch"):
         env["SLURM_SKIP_APT"] = "1"
-    proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(SETUP)], capture_output=True, text=True, env=env, timeout=600
+    )
     if proc.returncode != 0 or not sinfo_answers():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         pytest.skip(f"SLURM setup failed ({proc.returncode}): {' | '.join(tail)}")
@@ -88,25 +96,39 @@ class Harness:
 
     async def wait_final(self, labels: list[str], timeout: float = 60.0, count: int = 1) -> None:
         def ended() -> bool:
-            return all(len([o for o in self.of(lb) if o.state in TERMINAL]) >= count for lb in labels)
+            return all(
+                len([o for o in self.of(lb) if o.state in TERMINAL]) >= count for lb in labels
+            )
 
         await self.wait(ended, timeout)
 
 
-def make_runs(base: Path, task: str, scripts: list[str], slurm_options: dict | None = None) -> list[RunSpec]:
+def make_runs(
+    base: Path, task: str, scripts: list[str], slurm_options: dict | None = None
+) -> list[RunSpec]:
     """Hand-prepared run directories ``base/runs/<task>/<i>`` with the given run.sh bodies."""
     specs = []
     for i, body in enumerate(scripts, start=1):
         run_dir = base / "runs" / task / str(i)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run.sh").write_text("#!/bin/sh\n" + body + "\n")
-        specs.append(RunSpec(task, i, f"{task}.{i}", run_dir, {"AUTOPOT_TEST": "1"},
-                             {"slurm_options": dict(slurm_options or {})}))
+        specs.append(
+            RunSpec(
+                task,
+                i,
+                f"{task}.{i}",
+                run_dir,
+                {"AUTOPOT_TEST": "1"},
+                {"slurm_options": dict(slurm_options or {})},
+            )
+        )
     return specs
 
 
 def squeue_ids() -> set[str]:
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, check=True
+    ).stdout
     return {line.strip() for line in out.splitlines() if line.strip()}
 
 
@@ -116,7 +138,7 @@ def squeue_ids() -> set[str]:
 # checks it (test_timeout.py) joins it, so the other tests run meanwhile.
 TIMEOUT_TEST = "test_timeout_is_failed_and_resubmitted_once"
 FIRST_ATTEMPT_HANGS = (
-    'n=$(cat attempts 2>/dev/null || echo 0); echo $((n + 1)) > attempts\n'
+    "n=$(cat attempts 2>/dev/null || echo 0); echo $((n + 1)) > attempts\n"
     'if [ "$n" = 0 ]; then exec sleep 600; fi\n'
     'echo "attempt $((n + 1)) done"'
 )

@@ -40,10 +40,27 @@ def test_invalid_options_name_task_and_option(options: dict, field: str, words: 
 
 
 def test_valid_options_become_sbatch_lines() -> None:
-    lines = sbatch_lines("x.1", {"partition": "debug", "time": "1-02:00:00", "ntasks": 4, "mem": "4G",
-                                 "cpus_per_task": 2, "constraint": "skylake&ib", "extra": ["--gres=gpu:1"]})
-    assert lines == ["#SBATCH --constraint=skylake&ib", "#SBATCH --cpus-per-task=2", "#SBATCH --gres=gpu:1",
-                     "#SBATCH --mem=4G", "#SBATCH --ntasks=4", "#SBATCH --partition=debug", "#SBATCH --time=1-02:00:00"]
+    lines = sbatch_lines(
+        "x.1",
+        {
+            "partition": "debug",
+            "time": "1-02:00:00",
+            "ntasks": 4,
+            "mem": "4G",
+            "cpus_per_task": 2,
+            "constraint": "skylake&ib",
+            "extra": ["--gres=gpu:1"],
+        },
+    )
+    assert lines == [
+        "#SBATCH --constraint=skylake&ib",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --mem=4G",
+        "#SBATCH --ntasks=4",
+        "#SBATCH --partition=debug",
+        "#SBATCH --time=1-02:00:00",
+    ]
 
 
 def test_unknown_option_fails_before_any_submission(tmp_path: Path) -> None:
@@ -86,7 +103,9 @@ def test_sbatch_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.slurm
 def test_sbatch_rejecting_the_job(slurm: None, tmp_path: Path) -> None:
     specs = make_runs(tmp_path, "train", ["true"] * 3, {"partition": "nosuchpartition"})
-    before = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout
+    before = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True
+    ).stdout
 
     async def scenario() -> SlurmExecutor:
         h = Harness()
@@ -94,14 +113,19 @@ def test_sbatch_rejecting_the_job(slurm: None, tmp_path: Path) -> None:
             await h.executor.submit(specs)
         await h.executor.close()
         text = str(err.value)
-        assert "task train.1 (and 2 more): sbatch rejected the job" in text and "partition" in text.lower()
+        assert (
+            "task train.1 (and 2 more): sbatch rejected the job" in text
+            and "partition" in text.lower()
+        )
         assert err.value.field == "slurm_options.partition"
         return h.executor
 
     ex = asyncio.run(scenario())
     assert ex.stats.sbatch == 1
     assert not any((s.run_dir / INTENT_FILE).exists() for s in specs)
-    after = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout
+    after = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True
+    ).stdout
     assert before == after  # nothing queued
 
 
@@ -123,8 +147,11 @@ def test_failure_of_a_later_array_cancels_the_earlier_ones(slurm: None, tmp_path
     assert h.executor.stats.sbatch == 2 and h.executor.stats.scancel == 1
     assert not any((s.run_dir / INTENT_FILE).exists() for s in [*ok, *bad])
     for _ in range(50):  # cancelled jobs may show COMPLETING for a moment
-        rows = subprocess.run(["squeue", "-h", "-r", "-t", "PENDING,RUNNING", "-o", "%i %Z"],
-                              capture_output=True, text=True).stdout.splitlines()
+        rows = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "PENDING,RUNNING", "-o", "%i %Z"],
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
         if not [r for r in rows if str(tmp_path) in r]:
             break
         time.sleep(0.2)

@@ -35,23 +35,40 @@ def slurm_toy(slurm: None, tmp_path: Path) -> Path:
     return motoko
 
 
-def autopot(*args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "autopot.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+def autopot(
+    *args: str, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopot.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"autopot {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"autopot {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
 def status(motoko: Path) -> dict:
-    return json.loads(autopot("orchestrator", "status", "-c", str(motoko), "--json", check=True).stdout)
+    return json.loads(
+        autopot("orchestrator", "status", "-c", str(motoko), "--json", check=True).stdout
+    )
 
 
 def runs_of(motoko: Path, task: str) -> list[dict]:
     with open_store(motoko.parent / "autopot-workflow", read_only=True) as store:
         return [
-            {**r.summary(), "executor": r.executor, "attempts": r.attempts, "quantities": dict(r.quantities),
-             "history": [h[1] for h in r.history], "manifest": dict(r.manifest)}
+            {
+                **r.summary(),
+                "executor": r.executor,
+                "attempts": r.attempts,
+                "quantities": dict(r.quantities),
+                "history": [h[1] for h in r.history],
+                "manifest": dict(r.manifest),
+            }
             for r in store.root.task_types[task].runs.values()
         ]
 
@@ -80,10 +97,23 @@ def test_toy_workflow_every_task_a_slurm_job(slurm_toy: Path) -> None:
 
 
 def test_orchestrator_stop_cancels_slurm_jobs(slurm_toy: Path) -> None:
-    proc = autopot("orchestrator", "start", "-c", str(slurm_toy), "--detach", "--n", "2", "--sleep", "120", check=True)
+    proc = autopot(
+        "orchestrator",
+        "start",
+        "-c",
+        str(slurm_toy),
+        "--detach",
+        "--n",
+        "2",
+        "--sleep",
+        "120",
+        check=True,
+    )
     assert "background" in proc.stdout
     deadline = time.time() + 90
-    while status(slurm_toy)["counts"].get("work", {}).get("RUNNING", 0) < 2 and time.time() < deadline:
+    while (
+        status(slurm_toy)["counts"].get("work", {}).get("RUNNING", 0) < 2 and time.time() < deadline
+    ):
         time.sleep(0.2)
     works = runs_of(slurm_toy, "work")
     ids = {r["executor_id"] for r in works}
@@ -99,17 +129,39 @@ def test_orchestrator_stop_cancels_slurm_jobs(slurm_toy: Path) -> None:
 def test_kill9_orchestrator_then_resume_adopts_slurm_jobs(slurm_toy: Path) -> None:
     n = 8
     first = subprocess.Popen(
-        [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(slurm_toy), "--n", str(n), "--sleep", "4"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "autopot.cli",
+            "orchestrator",
+            "start",
+            "-c",
+            str(slurm_toy),
+            "--n",
+            str(n),
+            "--sleep",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 90
     while time.time() < deadline:
-        counts = status(slurm_toy)["counts"].get("work", {}) if (slurm_toy.parent / "autopot-workflow" / "db").exists() else {}
+        counts = (
+            status(slurm_toy)["counts"].get("work", {})
+            if (slurm_toy.parent / "autopot-workflow" / "db").exists()
+            else {}
+        )
         if counts.get("RUNNING", 0) >= 2:
             break
         time.sleep(0.2)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    second = autopot("orchestrator", "start", "-c", str(slurm_toy), "--n", str(n), "--sleep", "4", timeout=300)
+    second = autopot(
+        "orchestrator", "start", "-c", str(slurm_toy), "--n", str(n), "--sleep", "4", timeout=300
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     works = runs_of(slurm_toy, "work")
     wf = slurm_toy.parent / "autopot-workflow"

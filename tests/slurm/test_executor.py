@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slurm
 
 
 def test_array_of_50_is_one_sbatch(slurm: None, tmp_path: Path) -> None:
-    specs = make_runs(tmp_path, "work", [f'echo "run {i} $AUTOPOT_TEST"' for i in range(50)], {"time": "5"})
+    specs = make_runs(
+        tmp_path, "work", [f'echo "run {i} $AUTOPOT_TEST"' for i in range(50)], {"time": "5"}
+    )
 
     async def scenario() -> Harness:
         h = Harness()
@@ -30,7 +32,9 @@ def test_array_of_50_is_one_sbatch(slurm: None, tmp_path: Path) -> None:
 
     h = asyncio.run(scenario())
     assert h.executor.stats.sbatch == 1
-    assert all(h.final(s.label).state == "FINISHED" and h.final(s.label).exit_code == 0 for s in specs)
+    assert all(
+        h.final(s.label).state == "FINISHED" and h.final(s.label).exit_code == 0 for s in specs
+    )
     for i, spec in enumerate(specs):
         assert (spec.run_dir / "stdout.log").read_text() == f"run {i} 1\n"  # env reached the job
         assert (spec.run_dir / ".autopot_exit").read_text().strip() == "0"
@@ -97,7 +101,9 @@ def test_stop_cancels_running_and_pending_jobs(slurm: None, tmp_path: Path) -> N
         assert final.state == "CANCELLED" and "cancelled by autopot" in final.cause
 
 
-def test_crash_between_sbatch_and_recording_adopts_instead_of_resubmitting(slurm: None, tmp_path: Path) -> None:
+def test_crash_between_sbatch_and_recording_adopts_instead_of_resubmitting(
+    slurm: None, tmp_path: Path
+) -> None:
     specs = make_runs(tmp_path, "work", ["echo x >> started.log; sleep 4"] * 2)
 
     async def scenario() -> tuple[list[str], Harness, Harness]:
@@ -123,8 +129,17 @@ def test_crash_between_sbatch_and_recording_adopts_instead_of_resubmitting(slurm
 def test_intent_without_job_is_submitted_afresh(slurm: None, tmp_path: Path) -> None:
     (spec,) = make_runs(tmp_path, "work", ["echo x >> started.log"])
     # a crash after writing the intent and before sbatch ran
-    (spec.run_dir / INTENT_FILE).write_text(json.dumps(
-        {"open": True, "token": "0123456789abcdef", "index": None, "job_name": "work-0123456789abcdef", "time": 0}))
+    (spec.run_dir / INTENT_FILE).write_text(
+        json.dumps(
+            {
+                "open": True,
+                "token": "0123456789abcdef",
+                "index": None,
+                "job_name": "work-0123456789abcdef",
+                "time": 0,
+            }
+        )
+    )
 
     async def scenario() -> Harness:
         h = Harness()

@@ -24,9 +24,17 @@ def test_timeout_is_failed_and_resubmitted_once(timeout_scenario: TimeoutScenari
     ends = [o for o in h.of(spec.label) if o.state in ("FINISHED", "FAILED", "CANCELLED")]
     assert len(ends) == 2, h.of(spec.label)
     first, second = ends
-    assert first.state == "FAILED" and first.retry and "TIMEOUT" in first.cause and "time limit" in first.cause
+    assert (
+        first.state == "FAILED"
+        and first.retry
+        and "TIMEOUT" in first.cause
+        and "time limit" in first.cause
+    )
     assert first.executor_id == timeout_scenario.ids[0]
-    assert second.state == "FINISHED" and second.executor_id == timeout_scenario.ids[1] != timeout_scenario.ids[0]
+    assert (
+        second.state == "FINISHED"
+        and second.executor_id == timeout_scenario.ids[1] != timeout_scenario.ids[0]
+    )
     assert (spec.run_dir / "attempts").read_text().strip() == "2"
     assert "attempt 2 done" in (spec.run_dir / "stdout.log").read_text()
     assert h.executor.stats.sbatch == 2
@@ -42,4 +50,8 @@ def test_retry_budget_caps_resubmission(tmp_path) -> None:
     assert node.retry and "NODE_FAIL" in node.cause
     assert isinstance(oom, Outcome) and not oom.retry and "memory" in oom.cause
     # no executor cap: the engine applies the task manager's `retries`
-    assert SlurmExecutor(lambda o: None)._outcome(_Job("t.1", tmp_path, "9", attempt=5), "TIMEOUT", (None, None), "").retry
+    assert (
+        SlurmExecutor(lambda o: None)
+        ._outcome(_Job("t.1", tmp_path, "9", attempt=5), "TIMEOUT", (None, None), "")
+        .retry
+    )

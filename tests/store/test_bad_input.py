@@ -24,7 +24,10 @@ def sha(path: Path) -> str:
         ("job:\n  cfg_fname: complex\n", "bd.yaml: job.cfg_fname: unknown type 'complex'"),
         ("job:\n  n: {type: int, default: 1.5}\n", "bd.yaml: job.n: expected int, got float 1.5"),
         ("job:\n  a: str\nrun:\n  a: str\n", "declared in both job and run spaces"),
-        ("job:\n  a: str\nfiles: [run.sh, missing.py]\n", "missing.py: files: template file listed in bd.yaml is missing"),
+        (
+            "job:\n  a: str\nfiles: [run.sh, missing.py]\n",
+            "missing.py: files: template file listed in bd.yaml is missing",
+        ),
     ],
     ids=["malformed", "unknown-type", "bad-default", "clash", "missing-file"],
 )
@@ -54,7 +57,11 @@ def test_bad_values_leave_database_unchanged(tmp_path: Path, template: Path) -> 
             assert needle in str(err.value), str(err.value)
             assert str(schema.source) in str(err.value)
         with pytest.raises(SchemaError, match="sp_calc.calculator: expected dict"):
-            store.transact(lambda root: create_runs(root, schema, {"cfg_fname": "z.cfg"}, {"calculator": "emt"}))
+            store.transact(
+                lambda root: create_runs(
+                    root, schema, {"cfg_fname": "z.cfg"}, {"calculator": "emt"}
+                )
+            )
         assert len(store.root.task_types["sp_calc"].runs) == 1
     assert sha(WorkflowPaths(wf).db_file) == before
 
@@ -62,7 +69,9 @@ def test_bad_values_leave_database_unchanged(tmp_path: Path, template: Path) -> 
 def test_locked_database(tmp_path: Path, template: Path) -> None:
     wf = tmp_path / "wf"
     with open_store(wf) as store:
-        store.transact(lambda root: create_runs(root, TaskSchema.load(template), {"cfg_fname": "a.cfg"}))
+        store.transact(
+            lambda root: create_runs(root, TaskSchema.load(template), {"cfg_fname": "a.cfg"})
+        )
         before = sha(WorkflowPaths(wf).db_file)
         with pytest.raises(StoreError, match="locked by another process") as err:
             open_store(wf)
@@ -95,7 +104,9 @@ def test_dead_server_address(tmp_path: Path) -> None:
         open_store(tmp_path, address=str(tmp_path / "nothing.sock"))
 
 
-def test_crash_in_the_middle_of_a_commit_leaves_no_half_written_run(tmp_path: Path, template: Path) -> None:
+def test_crash_in_the_middle_of_a_commit_leaves_no_half_written_run(
+    tmp_path: Path, template: Path
+) -> None:
     """A torn last transaction (power cut while writing) is cut off on the next opening:
     the run is as it was before that commit, never half-updated; the torn bytes are kept
     in a side file by FileStorage."""

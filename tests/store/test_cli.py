@@ -19,14 +19,19 @@ from autopot.store.schema import TaskSchema
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autopot.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "autopot.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def populate(wf: Path, template: Path) -> None:
     schema = TaskSchema.load(template)
     with open_store(wf) as store:
-        store.transact(lambda root: create_runs(root, schema, {"cfg_fname": [f"{i}.cfg" for i in range(5)]},
-                                                run_name="demo"))
+        store.transact(
+            lambda root: create_runs(
+                root, schema, {"cfg_fname": [f"{i}.cfg" for i in range(5)]}, run_name="demo"
+            )
+        )
 
         def finish(root) -> None:
             for i in range(1, 6):
@@ -34,7 +39,11 @@ def populate(wf: Path, template: Path) -> None:
                 run.set_state("SUBMITTED")
                 run.push("energy", -1.0 * i)
                 run.push("forces", np.zeros((4, 3)))
-                run.set_state("FINISHED" if i != 5 else "FAILED", "" if i != 5 else "exit code 2", exit_code=0 if i != 5 else 2)
+                run.set_state(
+                    "FINISHED" if i != 5 else "FAILED",
+                    "" if i != 5 else "exit code 2",
+                    exit_code=0 if i != 5 else 2,
+                )
 
         store.transact(finish)
 
@@ -42,21 +51,36 @@ def populate(wf: Path, template: Path) -> None:
 def test_runs_formats_and_show(tmp_path: Path, template: Path) -> None:
     wf = tmp_path / "wf"
     populate(wf, template)
-    proc = cli("runs", "sp_calc", "-W", str(wf), "--where", "state = FINISHED, energy < -2", "--format", "json")
+    proc = cli(
+        "runs",
+        "sp_calc",
+        "-W",
+        str(wf),
+        "--where",
+        "state = FINISHED, energy < -2",
+        "--format",
+        "json",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert [r["id"] for r in rows] == ["sp_calc.3", "sp_calc.4"]
     assert rows[0]["q.forces"] == [[0.0] * 3] * 4 and rows[0]["job.cfg_fname"] == "2.cfg"
-    proc = cli("runs", "sp_calc", "-W", str(wf), "--format", "csv", "--columns", "id,state,q.energy")
+    proc = cli(
+        "runs", "sp_calc", "-W", str(wf), "--format", "csv", "--columns", "id,state,q.energy"
+    )
     table = list(csv.DictReader(io.StringIO(proc.stdout)))
-    assert len(table) == 5 and table[4] == {"id": "sp_calc.5", "state": "FAILED", "q.energy": "-5.0"}
+    assert len(table) == 5 and table[4] == {
+        "id": "sp_calc.5",
+        "state": "FAILED",
+        "q.energy": "-5.0",
+    }
     proc = cli("runs", "sp_calc", "-W", str(wf))  # a table that fits 80 columns, scalars first
     assert "sp_calc.1" in proc.stdout and max(map(len, proc.stdout.splitlines())) <= 80, proc.stdout
     proc = cli("runs", "sp_calc", "-W", str(wf), "--columns", "id,q.forces,q.energy")
     assert "[4x3] 0…0" in proc.stdout, proc.stdout
     proc = cli("show", "sp_calc.5", "-W", str(wf))
     assert proc.returncode == 0 and "FAILED" in proc.stdout and "exit code 2" in proc.stdout
-    assert "cfg_fname = \"4.cfg\"" in proc.stdout
+    assert 'cfg_fname = "4.cfg"' in proc.stdout
     # a run directory with logs: their tails, the manifest and the timings are shown
     run_dir = wf / "runs" / "sp_calc" / "3"
     run_dir.mkdir(parents=True)
@@ -75,7 +99,12 @@ def test_runs_formats_and_show(tmp_path: Path, template: Path) -> None:
     proc = cli("show", "sp_calc.3", "-W", str(wf), "--lines", "3")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "line 29" in out and "line 27" in out and "line 26" not in out and "warning: something" in out
+    assert (
+        "line 29" in out
+        and "line 27" in out
+        and "line 26" not in out
+        and "warning: something" in out
+    )
     assert "stdout.log" in out.split("--- stdout.log")[0]  # in the files manifest
     assert "energy = -3.0" in out and "forces = array[4, 3]" in out
     for word in ("history:", "CREATED", "SUBMITTED", "FINISHED", "provenance:", "numpy"):
@@ -119,8 +148,12 @@ def test_db_serve_status_stop_and_queries_meanwhile(tmp_path: Path, template: Pa
     wf = tmp_path / "wf"
     populate(wf, template)
     paths = WorkflowPaths(wf)
-    serve = subprocess.Popen([sys.executable, "-m", "autopot.cli", "db", "serve", "-W", str(wf)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "autopot.cli", "db", "serve", "-W", str(wf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while not socket_alive(paths.socket):
@@ -140,8 +173,12 @@ def test_db_serve_status_stop_and_queries_meanwhile(tmp_path: Path, template: Pa
         proc = cli("db", "stop", "-W", str(wf))
         assert proc.returncode == 2 and "no database server is running" in proc.stderr
         # SIGTERM to the foreground command stops its server too
-        serve = subprocess.Popen([sys.executable, "-m", "autopot.cli", "db", "serve", "-W", str(wf)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "autopot.cli", "db", "serve", "-W", str(wf)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while not socket_alive(paths.socket):
             assert serve.poll() is None, serve.communicate()
             time.sleep(0.05)
@@ -162,7 +199,9 @@ def test_db_serve_status_stop_and_queries_meanwhile(tmp_path: Path, template: Pa
 def test_db_serve_refuses_open_tcp_without_tls(tmp_path: Path) -> None:
     proc = cli("db", "serve", "-W", str(tmp_path / "wf"), "--tcp", "0.0.0.0:9")
     assert proc.returncode == 2 and "needs TLS" in proc.stderr
-    proc = cli("db", "serve", "-W", str(tmp_path / "wf"), "--tcp", "127.0.0.1:9", "--tls-cert", "x.pem")
+    proc = cli(
+        "db", "serve", "-W", str(tmp_path / "wf"), "--tcp", "127.0.0.1:9", "--tls-cert", "x.pem"
+    )
     assert proc.returncode == 2 and "--tls-cert, --tls-key and --tls-ca together" in proc.stderr
 
 
@@ -177,10 +216,14 @@ time.sleep(60)
 """
 
 
-def test_runs_read_only_while_another_process_holds_the_file(tmp_path: Path, template: Path) -> None:
+def test_runs_read_only_while_another_process_holds_the_file(
+    tmp_path: Path, template: Path
+) -> None:
     wf = tmp_path / "wf"
     populate(wf, template)
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(wf)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(wf)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         proc = cli("runs", "sp_calc", "-W", str(wf), "-w", "late = 1.0", "--format", "json")

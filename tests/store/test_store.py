@@ -18,14 +18,22 @@ from autopot.store.schema import TaskSchema
 
 
 def make(store: Store, schema: TaskSchema, **job) -> list[tuple[str, bool]]:
-    return store.transact(lambda root: [(r.label, c) for r, c in create_runs(root, schema, job, run_name="x")])
+    return store.transact(
+        lambda root: [(r.label, c) for r, c in create_runs(root, schema, job, run_name="x")]
+    )
 
 
 def test_same_job_twice_returns_existing_and_lists_expand(tmp_path: Path, template: Path) -> None:
     schema = TaskSchema.load(template)
     with open_store(tmp_path / "wf") as store:
-        assert make(store, schema, cfg_fname=["a.cfg", "b.cfg"]) == [("sp_calc.1", True), ("sp_calc.2", True)]
-        assert make(store, schema, cfg_fname=["b.cfg", "c.cfg"]) == [("sp_calc.2", False), ("sp_calc.3", True)]
+        assert make(store, schema, cfg_fname=["a.cfg", "b.cfg"]) == [
+            ("sp_calc.1", True),
+            ("sp_calc.2", True),
+        ]
+        assert make(store, schema, cfg_fname=["b.cfg", "c.cfg"]) == [
+            ("sp_calc.2", False),
+            ("sp_calc.3", True),
+        ]
         task_type = store.root.task_types["sp_calc"]
         assert len(task_type.jobs) == 3 and len(task_type.runs) == 3
 
@@ -52,7 +60,11 @@ def test_states_indexes_quantities_and_queries(tmp_path: Path, template: Path) -
                 run.set_state("RUNNING")
                 run.push("energy", -float(i))
                 run.push("forces", np.full((2, 3), float(i)))
-                run.set_state("FINISHED" if i % 3 else "FAILED", "" if i % 3 else "exit code 1", exit_code=0 if i % 3 else 1)
+                run.set_state(
+                    "FINISHED" if i % 3 else "FAILED",
+                    "" if i % 3 else "exit code 1",
+                    exit_code=0 if i % 3 else 1,
+                )
 
         store.transact(advance)
         tt = store.root.task_types["sp_calc"]
@@ -73,9 +85,15 @@ def test_states_indexes_quantities_and_queries(tmp_path: Path, template: Path) -
 def _push_worker(directory: str, labels: list[str], n: int) -> None:
     store = open_store(directory)
     for label in labels:
-        store.transact(lambda root, label=label: get_run(root, label).set_state("RUNNING", host=str(os.getpid())))
+        store.transact(
+            lambda root, label=label: get_run(root, label).set_state(
+                "RUNNING", host=str(os.getpid())
+            )
+        )
         for k in range(n):
-            store.transact(lambda root, label=label, k=k: get_run(root, label).push("step", k, step=k))
+            store.transact(
+                lambda root, label=label, k=k: get_run(root, label).push("step", k, step=k)
+            )
         store.transact(lambda root, label=label: get_run(root, label).set_state("FINISHED"))
     store.close()
 
@@ -89,7 +107,9 @@ def test_concurrent_processes_through_zeo_lose_nothing(zeo_server: Path, templat
     labels = [label for label, _ in make(store, schema, cfg_fname=[f"{i}.cfg" for i in range(16)])]
     store.transact(lambda root: [get_run(root, lab).set_state("SUBMITTED") for lab in labels])
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_push_worker, args=(str(zeo_server), labels[i::4], 15)) for i in range(4)]
+    procs = [
+        ctx.Process(target=_push_worker, args=(str(zeo_server), labels[i::4], 15)) for i in range(4)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -124,7 +144,12 @@ def test_relative_input_paths_are_read_from_base_dir(tmp_path: Path, template: P
     with open_store(tmp_path / "wf") as store:
 
         def create(root):
-            return [(r.label, c) for r, c in create_runs(root, schema, {"cfg_fname": "c.cfg"}, base_dir=tmp_path / "in")]
+            return [
+                (r.label, c)
+                for r, c in create_runs(
+                    root, schema, {"cfg_fname": "c.cfg"}, base_dir=tmp_path / "in"
+                )
+            ]
 
         assert store.transact(create) == [("sp_calc.1", True)]
         assert store.transact(create) == [("sp_calc.1", False)]
@@ -137,7 +162,9 @@ def test_relative_input_paths_are_read_from_base_dir(tmp_path: Path, template: P
 def test_query_values_typos_and_arrays(tmp_path: Path, template: Path) -> None:
     schema = TaskSchema.load(template)
     with open_store(tmp_path / "wf") as store:
-        store.transact(lambda root: create_runs(root, schema, {"cfg_fname": ["1", "2"]}, run_name="2024"))
+        store.transact(
+            lambda root: create_runs(root, schema, {"cfg_fname": ["1", "2"]}, run_name="2024")
+        )
 
         def push(root) -> None:
             get_run(root, "sp_calc.1").push("forces", np.zeros((2, 3)))
@@ -148,7 +175,9 @@ def test_query_values_typos_and_arrays(tmp_path: Path, template: Path) -> None:
         tt = store.root.task_types["sp_calc"]
         assert [r.id for r in query.select(tt, "run_name = 2024")] == [1, 2]  # text, not int
         assert [r.id for r in query.select(tt, "cfg_fname = 2")] == [2]  # text param vs number
-        assert [r.id for r in query.select(tt, "energy < -2")] == [1]  # numpy scalar, 1-element array
+        assert [r.id for r in query.select(tt, "energy < -2")] == [
+            1
+        ]  # numpy scalar, 1-element array
         assert [r.id for r in query.select(tt, "q.energy > -2")] == [2]
         assert query.select(tt, "nothing > 1") == []  # lenient from Python
         with pytest.raises(QueryError, match="unknown name 'nothing'"):
@@ -174,7 +203,9 @@ def test_writes_survive_a_server_restart(zeo_server: Path, template: Path) -> No
         restart = threading.Timer(1.0, lambda: handles.append(start_server(zeo_server)))
         restart.start()
         t0 = time.monotonic()
-        store.transact(lambda root: get_run(root, "sp_calc.1").push("energy", -1.0))  # waits, then commits
+        store.transact(
+            lambda root: get_run(root, "sp_calc.1").push("energy", -1.0)
+        )  # waits, then commits
         restart.join()
         assert time.monotonic() - t0 >= 0.9
         store.sync()

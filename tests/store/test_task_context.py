@@ -36,23 +36,34 @@ def test_four_task_processes_push_concurrently(zeo_server: Path, template: Path)
     schema = TaskSchema.load(template)
     names = [f"{i}.cfg" for i in range(10)] + ["bad.cfg", "exit0.cfg"]
     with open_store(zeo_server) as store:
-        pairs = store.transact(lambda root: [(r.id, r.job.params["cfg_fname"]) for r, _ in create_runs(
-            root, schema, {"cfg_fname": names}, run_name="ctx")])
+        pairs = store.transact(
+            lambda root: [
+                (r.id, r.job.params["cfg_fname"])
+                for r, _ in create_runs(root, schema, {"cfg_fname": names}, run_name="ctx")
+            ]
+        )
         run_dirs = []
         for run_id, _ in pairs:
             run_dir = zeo_server / "runs" / "sp_calc" / str(run_id)
             run_dir.mkdir(parents=True)
-            write_marker(run_dir, {"workflow_dir": str(zeo_server), "task": "sp_calc", "run_id": run_id})
+            write_marker(
+                run_dir, {"workflow_dir": str(zeo_server), "task": "sp_calc", "run_id": run_id}
+            )
             run_dirs.append(str(run_dir))
 
         def submit(root) -> None:
             for run_id, _ in pairs:
                 get_run(root, f"sp_calc.{run_id}").set_state(
-                    "SUBMITTED", directory=f"runs/sp_calc/{run_id}", executor="test")
+                    "SUBMITTED", directory=f"runs/sp_calc/{run_id}", executor="test"
+                )
 
         store.transact(submit)
-        procs = [subprocess.Popen([sys.executable, "-c", TASK, *run_dirs[i::4]], stderr=subprocess.PIPE, text=True)
-                 for i in range(4)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", TASK, *run_dirs[i::4]], stderr=subprocess.PIPE, text=True
+            )
+            for i in range(4)
+        ]
         errors = [p.communicate(timeout=120)[1] for p in procs]
         assert [p.returncode for p in procs].count(0) == 3, errors  # the one with bad.cfg raised
         store.sync()
@@ -70,5 +81,9 @@ def test_four_task_processes_push_concurrently(zeo_server: Path, template: Path)
                 assert "traceback.txt" in run.manifest
             else:
                 assert run.quantities["forces"][0, 0] == run_id
-            assert [h[1] for h in run.history] == ["CREATED", "SUBMITTED", "RUNNING",
-                                                   "FAILED" if cfg == "bad.cfg" else "FINISHED"]
+            assert [h[1] for h in run.history] == [
+                "CREATED",
+                "SUBMITTED",
+                "RUNNING",
+                "FAILED" if cfg == "bad.cfg" else "FINISHED",
+            ]

@@ -76,13 +76,25 @@ def make_files(scratch: Path) -> None:
     # workflow copies with a broken template or motoko.yaml, pointed at the finished
     # workflow's directory with -W: they must be refused before it is touched
     for name, edit in {
-        "dup_key": ("tasks/train/bd.yaml", lambda t: t.replace("job:\n", "job:\n  atom_types: str\n", 1)),
+        "dup_key": (
+            "tasks/train/bd.yaml",
+            lambda t: t.replace("job:\n", "job:\n  atom_types: str\n", 1),
+        ),
         "no_job": ("tasks/select/bd.yaml", lambda t: t.replace("job:\n", "jobs:\n", 1)),
-        "bad_type": ("tasks/md_select/bd.yaml", lambda t: t.replace("{type: int, default: 1000, min: 1",
-                                                                    "{type: integer, default: 1000, min: 1")),
-        "bad_default": ("tasks/md_select/bd.yaml", lambda t: t.replace("default: 600.0, min: 0",
-                                                                       "default: -600.0, min: 0")),
-        "motoko_dup": ("motoko.yaml", lambda t: t.replace("task_managers:", "directory: x\ntask_managers:")),
+        "bad_type": (
+            "tasks/md_select/bd.yaml",
+            lambda t: t.replace(
+                "{type: int, default: 1000, min: 1", "{type: integer, default: 1000, min: 1"
+            ),
+        ),
+        "bad_default": (
+            "tasks/md_select/bd.yaml",
+            lambda t: t.replace("default: 600.0, min: 0", "default: -600.0, min: 0"),
+        ),
+        "motoko_dup": (
+            "motoko.yaml",
+            lambda t: t.replace("task_managers:", "directory: x\ntask_managers:"),
+        ),
     }.items():
         dest = scratch / name
         if dest.exists():
@@ -110,109 +122,291 @@ def _start(*flags: str) -> list[str]:
     return ["orchestrator", "start", "-c", "{motoko}", *flags]
 
 
-_SEL = ["--select", "-a", "Cu=0", "--training-set", "{s}/ts.cfg", "--grades", "10", "2",
-        "--training-candidate-set", "{s}/ts.cfg"]
+_SEL = [
+    "--select",
+    "-a",
+    "Cu=0",
+    "--training-set",
+    "{s}/ts.cfg",
+    "--grades",
+    "10",
+    "2",
+    "--training-candidate-set",
+    "{s}/ts.cfg",
+]
 _TS = ["--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/ts.cfg"]
 
 CASES: list[Case] = [
     # flags
-    Case("grades-not-a-number", _start("--grades", "abc"), ("--grades", "invalid float value: 'abc'")),
+    Case(
+        "grades-not-a-number", _start("--grades", "abc"), ("--grades", "invalid float value: 'abc'")
+    ),
     Case("grades-one-quoted-word", _start("--grades", "100 10 2"), ("--grades", "'100 10 2'")),
-    Case("grades-increasing", _start(*_SEL[:-4], "2", "10", *_SEL[-2:]), ("--grades", "strictly decreasing")),
+    Case(
+        "grades-increasing",
+        _start(*_SEL[:-4], "2", "10", *_SEL[-2:]),
+        ("--grades", "strictly decreasing"),
+    ),
     Case("grades-at-one", _start(*_SEL[:-4], "10", "1", *_SEL[-2:]), ("--grades", "> 1")),
-    Case("grades-without-values", _start("--select", "--grades"), ("--grades", "expected at least one")),
-    Case("unknown-flag", _start("--atom-typo", "Cu=0"), ("--atom-typo", "unknown flag", "--atom-types")),
-    Case("atom-types-malformed", _start("--calculate-ts", "-a", "Cu", "--training-set", "{s}/ts.cfg"),
-         ("--atom-types",)),
-    Case("atom-types-not-covering", _start("--calculate-ts", "-a", "Cu=1", "--training-set", "{s}/ts.cfg"),
-         ("ts.cfg", "line", "type 0")),
+    Case(
+        "grades-without-values",
+        _start("--select", "--grades"),
+        ("--grades", "expected at least one"),
+    ),
+    Case(
+        "unknown-flag",
+        _start("--atom-typo", "Cu=0"),
+        ("--atom-typo", "unknown flag", "--atom-types"),
+    ),
+    Case(
+        "atom-types-malformed",
+        _start("--calculate-ts", "-a", "Cu", "--training-set", "{s}/ts.cfg"),
+        ("--atom-types",),
+    ),
+    Case(
+        "atom-types-not-covering",
+        _start("--calculate-ts", "-a", "Cu=1", "--training-set", "{s}/ts.cfg"),
+        ("ts.cfg", "line", "type 0"),
+    ),
     Case("preset-unknown", _start("--preset", "nope"), ("--preset", "invalid choice")),
     Case("level-zero", _start(*_TS, "--level", "0"), ("--level", "positive integer")),
     Case("max-iterations-negative", _start(*_TS, "--max-iterations", "-1"), ("--max-iterations",)),
-    Case("md-temperature-negative", _start(*_TS, "--md-temperature", "-300"),
-         ("--md-temperature", "md_args.temperature_K", "below the minimum")),
+    Case(
+        "md-temperature-negative",
+        _start(*_TS, "--md-temperature", "-300"),
+        ("--md-temperature", "md_args.temperature_K", "below the minimum"),
+    ),
     Case("md-steps-zero", _start(*_TS, "--md-steps", "0"), ("--md-steps", "md_args.steps")),
     Case("md-timestep-zero", _start(*_TS, "--md-timestep", "0"), ("--md-timestep", "timestep_fs")),
-    Case("gamma-min-above-max", _start(*_TS, "--gamma-min", "5", "--gamma-max", "3"), ("--gamma-min",)),
-    Case("train-iterations-text", _start(*_TS, "--train-iterations", "many"), ("--train-iterations",)),
+    Case(
+        "gamma-min-above-max",
+        _start(*_TS, "--gamma-min", "5", "--gamma-max", "3"),
+        ("--gamma-min",),
+    ),
+    Case(
+        "train-iterations-text", _start(*_TS, "--train-iterations", "many"), ("--train-iterations",)
+    ),
     # dict parameters
-    Case("md-args-typo", _start(*_TS, "--md-args", '{"temprature_K": 300}'),
-         ("md_select.md_args.temprature_K", "unknown key", "temperature_K")),
-    Case("md-args-wrong-type", _start(*_TS, "--md-args", '{"steps": "many"}'), ("md_select.md_args.steps",)),
+    Case(
+        "md-args-typo",
+        _start(*_TS, "--md-args", '{"temprature_K": 300}'),
+        ("md_select.md_args.temprature_K", "unknown key", "temperature_K"),
+    ),
+    Case(
+        "md-args-wrong-type",
+        _start(*_TS, "--md-args", '{"steps": "many"}'),
+        ("md_select.md_args.steps",),
+    ),
     Case("md-args-not-json", _start(*_TS, "--md-args", "temperature=300"), ("--md-args", "JSON")),
-    Case("train-args-typo", _start(*_TS, "--train-args", '{"max_iters": 5}'), ("train.train_args.max_iters",)),
-    Case("train-args-negative-weight", _start(*_TS, "--train-args", '{"energy_weight": -1}'),
-         ("train.train_args.energy_weight",)),
-    Case("select-args-gamma-below-one", _start(*_TS, "--select-args", '{"gamma_min": 0.5}'),
-         ("select_args.gamma_min",)),
-    Case("mtp-backend-missing-binary", _start(*_TS, "--mtp-backend", "{s}/nonexistent/mlp"), ("--mtp-backend",)),
-    Case("mtp-backend-unknown-name", _start(*_TS, "--mtp-backend", '{"name": "lammps"}'),
-         ("train.mtp_backend.name", "lammps")),
+    Case(
+        "train-args-typo",
+        _start(*_TS, "--train-args", '{"max_iters": 5}'),
+        ("train.train_args.max_iters",),
+    ),
+    Case(
+        "train-args-negative-weight",
+        _start(*_TS, "--train-args", '{"energy_weight": -1}'),
+        ("train.train_args.energy_weight",),
+    ),
+    Case(
+        "select-args-gamma-below-one",
+        _start(*_TS, "--select-args", '{"gamma_min": 0.5}'),
+        ("select_args.gamma_min",),
+    ),
+    Case(
+        "mtp-backend-missing-binary",
+        _start(*_TS, "--mtp-backend", "{s}/nonexistent/mlp"),
+        ("--mtp-backend",),
+    ),
+    Case(
+        "mtp-backend-unknown-name",
+        _start(*_TS, "--mtp-backend", '{"name": "lammps"}'),
+        ("train.mtp_backend.name", "lammps"),
+    ),
     Case("calculator-unknown", _start(*_TS, "--calculator", "nosuch"), ("calculator",)),
-    Case("calculator-key-typo", _start(*_TS, "--calculator", '{"calculator": "emt", "kwrgs": {}}'),
-         ("calculator.kwrgs",)),
-    Case("calculator-bad-json", _start(*_TS, "--calculator", '{"calculator": emt'), ("--calculator", "JSON")),
-    Case("calculator-not-importable", _start(*_TS, "--calculator", "ase.calculators.nope:X"),
-         ("calculator.calculator", "cannot import")),
+    Case(
+        "calculator-key-typo",
+        _start(*_TS, "--calculator", '{"calculator": "emt", "kwrgs": {}}'),
+        ("calculator.kwrgs",),
+    ),
+    Case(
+        "calculator-bad-json",
+        _start(*_TS, "--calculator", '{"calculator": emt'),
+        ("--calculator", "JSON"),
+    ),
+    Case(
+        "calculator-not-importable",
+        _start(*_TS, "--calculator", "ase.calculators.nope:X"),
+        ("calculator.calculator", "cannot import"),
+    ),
     # input files
     Case("vasp-without-incar", _start(*_TS, "--calculator", "vasp"), ("--pot-fname",)),
-    Case("incar-binary-garbage", _start(*_TS, "--calculator", "vasp", "--pot-fname", "{s}/INCAR_garbage"),
-         ("INCAR_garbage", "not an INCAR")),
-    Case("incar-several-tags-a-line", _start(*_TS, "--calculator", "vasp", "--pot-fname", "{s}/INCAR_semicolon"),
-         ("INCAR_semicolon", "line 1", "several tags")),
-    Case("training-set-empty", _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/empty.cfg"),
-         ("empty.cfg", "--training-set", "empty")),
-    Case("candidates-whitespace-only", _start(*_SEL[:-1], "{s}/blank.cfg"),
-         ("blank.cfg", "--training-candidate-set", "empty")),
-    Case("md-configurations-empty", _start(*_TS, "--md-select", "--md-configurations", "{s}/empty.cfg"),
-         ("empty.cfg", "--md-configurations")),
-    Case("poscar-as-training-set", _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/POSCAR"),
-         ("POSCAR",)),
+    Case(
+        "incar-binary-garbage",
+        _start(*_TS, "--calculator", "vasp", "--pot-fname", "{s}/INCAR_garbage"),
+        ("INCAR_garbage", "not an INCAR"),
+    ),
+    Case(
+        "incar-several-tags-a-line",
+        _start(*_TS, "--calculator", "vasp", "--pot-fname", "{s}/INCAR_semicolon"),
+        ("INCAR_semicolon", "line 1", "several tags"),
+    ),
+    Case(
+        "training-set-empty",
+        _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/empty.cfg"),
+        ("empty.cfg", "--training-set", "empty"),
+    ),
+    Case(
+        "candidates-whitespace-only",
+        _start(*_SEL[:-1], "{s}/blank.cfg"),
+        ("blank.cfg", "--training-candidate-set", "empty"),
+    ),
+    Case(
+        "md-configurations-empty",
+        _start(*_TS, "--md-select", "--md-configurations", "{s}/empty.cfg"),
+        ("empty.cfg", "--md-configurations"),
+    ),
+    Case(
+        "poscar-as-training-set",
+        _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/POSCAR"),
+        ("POSCAR",),
+    ),
     Case("extxyz-as-candidates", _start(*_SEL[:-1], "{s}/cands.xyz"), ("cands.xyz",)),
-    Case("cfg-binary-garbage", _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/garbage.cfg"),
-         ("garbage.cfg", "not a text file")),
+    Case(
+        "cfg-binary-garbage",
+        _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/garbage.cfg"),
+        ("garbage.cfg", "not a text file"),
+    ),
     Case("mtp-malformed", _start(*_TS, "--potential", "{s}/bad.mtp"), ("bad.mtp",)),
-    Case("training-set-missing", _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/nope.cfg"),
-         ("nope.cfg", "--training-set", "file not found")),
-    Case("training-set-is-a-directory", _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/adir"),
-         ("adir", "--training-set", "not a file")),
-    Case("select-without-grades", _start("--select", "-a", "Cu=0", "--training-set", "{s}/ts.cfg",
-                                         "--training-candidate-set", "{s}/ts.cfg"), ("--grades",)),
-    Case("select-without-candidates", _start("--select", "-a", "Cu=0", "--training-set", "{s}/ts.cfg",
-                                             "--grades", "10"), ("--training-candidate-set",)),
+    Case(
+        "training-set-missing",
+        _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/nope.cfg"),
+        ("nope.cfg", "--training-set", "file not found"),
+    ),
+    Case(
+        "training-set-is-a-directory",
+        _start("--calculate-ts", "-a", "Cu=0", "--training-set", "{s}/adir"),
+        ("adir", "--training-set", "not a file"),
+    ),
+    Case(
+        "select-without-grades",
+        _start(
+            "--select",
+            "-a",
+            "Cu=0",
+            "--training-set",
+            "{s}/ts.cfg",
+            "--training-candidate-set",
+            "{s}/ts.cfg",
+        ),
+        ("--grades",),
+    ),
+    Case(
+        "select-without-candidates",
+        _start("--select", "-a", "Cu=0", "--training-set", "{s}/ts.cfg", "--grades", "10"),
+        ("--training-candidate-set",),
+    ),
     # workflow options file
-    Case("options-unknown-key", _start("--config", "{s}/unknown_key.yaml"), ("unknown_key.yaml", "atom_typo")),
-    Case("options-malformed-yaml", _start("--config", "{s}/malformed.yaml"), ("malformed.yaml", "line")),
-    Case("options-wrong-type", _start("--config", "{s}/wrong_type.yaml"), ("wrong_type.yaml", "grades")),
-    Case("options-flag-not-bool", _start("--config", "{s}/flag_type.yaml"), ("flag_type.yaml", "md-select")),
+    Case(
+        "options-unknown-key",
+        _start("--config", "{s}/unknown_key.yaml"),
+        ("unknown_key.yaml", "atom_typo"),
+    ),
+    Case(
+        "options-malformed-yaml",
+        _start("--config", "{s}/malformed.yaml"),
+        ("malformed.yaml", "line"),
+    ),
+    Case(
+        "options-wrong-type",
+        _start("--config", "{s}/wrong_type.yaml"),
+        ("wrong_type.yaml", "grades"),
+    ),
+    Case(
+        "options-flag-not-bool",
+        _start("--config", "{s}/flag_type.yaml"),
+        ("flag_type.yaml", "md-select"),
+    ),
     Case("options-missing", _start("--config", "{s}/nope.yaml"), ("nope.yaml", "--config")),
-    Case("options-is-motoko", _start("--config", "{s}/motoko_as_options.yaml"), ("motoko.yaml", "-c/--motoko")),
+    Case(
+        "options-is-motoko",
+        _start("--config", "{s}/motoko_as_options.yaml"),
+        ("motoko.yaml", "-c/--motoko"),
+    ),
     # templates and motoko.yaml (a broken copy, pointed at the finished workflow with -W)
-    Case("bd-duplicated-key", ["orchestrator", "start", "-c", "{s}/dup_key/motoko.yaml", "-W", "{wf}"],
-         ("bd.yaml", "duplicated key 'atom_types'")),
-    Case("bd-without-job", ["orchestrator", "start", "-c", "{s}/no_job/motoko.yaml", "-W", "{wf}"],
-         ("bd.yaml", "job")),
-    Case("bd-unknown-type", ["orchestrator", "start", "-c", "{s}/bad_type/motoko.yaml", "-W", "{wf}"],
-         ("bd.yaml", "md_args.steps", "unknown type 'integer'")),
-    Case("bd-default-out-of-range", ["orchestrator", "start", "-c", "{s}/bad_default/motoko.yaml", "-W", "{wf}"],
-         ("bd.yaml", "temperature_K", "below the minimum")),
-    Case("motoko-duplicated-key", ["orchestrator", "start", "-c", "{s}/motoko_dup/motoko.yaml", "-W", "{wf}"],
-         ("motoko.yaml", "duplicated key 'directory'")),
-    Case("motoko-missing", ["orchestrator", "start", "-c", "{s}/nowhere/motoko.yaml"], ("motoko.yaml", "not found")),
+    Case(
+        "bd-duplicated-key",
+        ["orchestrator", "start", "-c", "{s}/dup_key/motoko.yaml", "-W", "{wf}"],
+        ("bd.yaml", "duplicated key 'atom_types'"),
+    ),
+    Case(
+        "bd-without-job",
+        ["orchestrator", "start", "-c", "{s}/no_job/motoko.yaml", "-W", "{wf}"],
+        ("bd.yaml", "job"),
+    ),
+    Case(
+        "bd-unknown-type",
+        ["orchestrator", "start", "-c", "{s}/bad_type/motoko.yaml", "-W", "{wf}"],
+        ("bd.yaml", "md_args.steps", "unknown type 'integer'"),
+    ),
+    Case(
+        "bd-default-out-of-range",
+        ["orchestrator", "start", "-c", "{s}/bad_default/motoko.yaml", "-W", "{wf}"],
+        ("bd.yaml", "temperature_K", "below the minimum"),
+    ),
+    Case(
+        "motoko-duplicated-key",
+        ["orchestrator", "start", "-c", "{s}/motoko_dup/motoko.yaml", "-W", "{wf}"],
+        ("motoko.yaml", "duplicated key 'directory'"),
+    ),
+    Case(
+        "motoko-missing",
+        ["orchestrator", "start", "-c", "{s}/nowhere/motoko.yaml"],
+        ("motoko.yaml", "not found"),
+    ),
     # permissions (the CLI runs without root's permission override)
-    Case("workflow-dir-unwritable", _start(*_TS), ("cannot write the workflow directory", "permission denied"),
-         unprivileged=("{wf}",), chmod=0o555),
-    Case("database-unreadable-runs", ["runs", "sp_calc", "-W", "{wf}"], ("autopot.fs",),
-         unprivileged=("{wf}/db/autopot.fs",)),
-    Case("database-unreadable-start", _start(*_TS), ("autopot.fs", "permission denied"),
-         unprivileged=("{wf}/db/autopot.fs",)),
+    Case(
+        "workflow-dir-unwritable",
+        _start(*_TS),
+        ("cannot write the workflow directory", "permission denied"),
+        unprivileged=("{wf}",),
+        chmod=0o555,
+    ),
+    Case(
+        "database-unreadable-runs",
+        ["runs", "sp_calc", "-W", "{wf}"],
+        ("autopot.fs",),
+        unprivileged=("{wf}/db/autopot.fs",),
+    ),
+    Case(
+        "database-unreadable-start",
+        _start(*_TS),
+        ("autopot.fs", "permission denied"),
+        unprivileged=("{wf}/db/autopot.fs",),
+    ),
     # the other commands
     Case("runs-unknown-task", ["runs", "sp_calcs", "-W", "{wf}"], ("sp_calcs",)),
-    Case("runs-where-typo", ["runs", "sp_calc", "-W", "{wf}", "--where", "enrgy > 3"], ("where", "enrgy")),
-    Case("runs-where-unparsable", ["runs", "sp_calc", "-W", "{wf}", "--where", "energy >"], ("where", "energy >")),
-    Case("runs-unknown-column", ["runs", "sp_calc", "-W", "{wf}", "--columns", "id,nope"], ("--columns", "nope")),
+    Case(
+        "runs-where-typo",
+        ["runs", "sp_calc", "-W", "{wf}", "--where", "enrgy > 3"],
+        ("where", "enrgy"),
+    ),
+    Case(
+        "runs-where-unparsable",
+        ["runs", "sp_calc", "-W", "{wf}", "--where", "energy >"],
+        ("where", "energy >"),
+    ),
+    Case(
+        "runs-unknown-column",
+        ["runs", "sp_calc", "-W", "{wf}", "--columns", "id,nope"],
+        ("--columns", "nope"),
+    ),
     Case("show-no-such-run", ["show", "sp_calc.9999", "-W", "{wf}"], ("sp_calc.9999",)),
-    Case("archive-into-existing-folder", ["archive", "-W", "{wf}", "{s}/existing_folder"], ("existing_folder",)),
+    Case(
+        "archive-into-existing-folder",
+        ["archive", "-W", "{wf}", "{s}/existing_folder"],
+        ("existing_folder",),
+    ),
     Case("export-unknown-format", ["export", "-W", "{wf}", "--format", "pdb"], ("--format", "pdb")),
 ]
 
@@ -223,8 +417,10 @@ def sha256(path: Path) -> str:
 
 def substitute(args: list[str], motoko: Path, scratch: Path) -> list[str]:
     wf = motoko.parent / "autopot-workflow"
-    return [a.replace("{motoko}", str(motoko)).replace("{wf}", str(wf)).replace("{s}", str(scratch))
-            for a in args]
+    return [
+        a.replace("{motoko}", str(motoko)).replace("{wf}", str(wf)).replace("{s}", str(scratch))
+        for a in args
+    ]
 
 
 @dataclass
@@ -272,8 +468,14 @@ def run_case(case: Case, motoko: Path, scratch: Path, timeout: float = 120) -> O
     try:
         for p in locked:
             p.chmod(case.chmod)
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=scratch,
-                              env={**os.environ, "COLUMNS": "80"})
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=scratch,
+            env={**os.environ, "COLUMNS": "80"},
+        )
     finally:
         for p, mode in modes.items():
             p.chmod(mode)

@@ -26,6 +26,9 @@ def autopot_wf(tmp_path: Path) -> Path:
 def start(motoko: Path, *args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "autopot.cli", "orchestrator", "start", "-c", str(motoko), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=motoko.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=motoko.parent,
         env={**os.environ, "COLUMNS": "200"},
     )

@@ -28,12 +28,22 @@ def test_corpus_is_large_and_distinct() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_refused_and_nothing_changed(finished_demo: Path, scratch: Path, case) -> None:
     outcome = run_case(case, finished_demo, scratch)
-    assert not outcome.problems(), f"{outcome.problems()}\nstderr: {outcome.stderr}\nstdout: {outcome.stdout[-500:]}"
+    assert not outcome.problems(), (
+        f"{outcome.problems()}\nstderr: {outcome.stderr}\nstdout: {outcome.stdout[-500:]}"
+    )
 
 
-def test_bad_rerun_leaves_the_finished_workflow_finished(finished_demo: Path, scratch: Path) -> None:
-    for name in ("grades-not-a-number", "md-args-typo", "training-set-empty", "candidates-whitespace-only",
-                 "md-configurations-empty", "poscar-as-training-set"):
+def test_bad_rerun_leaves_the_finished_workflow_finished(
+    finished_demo: Path, scratch: Path
+) -> None:
+    for name in (
+        "grades-not-a-number",
+        "md-args-typo",
+        "training-set-empty",
+        "candidates-whitespace-only",
+        "md-configurations-empty",
+        "poscar-as-training-set",
+    ):
         (case,) = [c for c in CASES if c.name == name]
         assert not run_case(case, finished_demo, scratch).problems(), name
     with Workflow(finished_demo, read_only=True) as wf:

@@ -30,7 +30,9 @@ def test_cu_quick_demo_converges_and_is_queryable(finished_demo: Path) -> None:
         assert [r.label for r in trains] == [it["train"] for it in iterations]
         for run, it in zip(trains, iterations, strict=True):
             ids = run.params["sp_calc_ids"]
-            assert [f"sp_calc.{i}" for i in ids] == sorted(it["sp_calc"], key=lambda s: int(s.split(".")[1]))
+            assert [f"sp_calc.{i}" for i in ids] == sorted(
+                it["sp_calc"], key=lambda s: int(s.split(".")[1])
+            )
             assert all(wf.sp_calc.select(f"id = {i}")[0].finished for i in ids)
         # the last potential and training set
         last = trains[-1]
