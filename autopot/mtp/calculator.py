@@ -94,10 +94,11 @@ class MDResult:
     """Outcome of :func:`run_md_select`."""
 
     snapshots: list[Atoms] = field(default_factory=list)  # grade > gamma_min, info["MV_grade"]
-    aborted: bool = False  # stopped because a grade exceeded gamma_max
+    aborted: bool = False  # stopped because a grade exceeded gamma_max (or it broke)
     step: int = 0  # last MD step done
     max_grade: float = 0.0
     grades: list[tuple[int, float]] = field(default_factory=list)
+    unphysical: str = ""  # why the trajectory was stopped as unphysical ('' if it was not)
 
 
 def run_md_select(
@@ -106,41 +107,55 @@ def run_md_select(
     training_set: str | Path | Sequence[Atoms],
     atom_types: str | Mapping[str, int],
     *,
-    temperature_K: float,
-    timestep_fs: float,
-    steps: int,
-    friction: float,
-    seed: int,
-    gamma_min: float,
-    gamma_max: float,
-    grade_every: int,
+    md: Mapping[str, Any],
+    select: Mapping[str, Any],
     mode: str = "configuration",
 ) -> MDResult:
-    """Langevin MD with the MTP; collect snapshots with grade > ``gamma_min``, stop at
-    the first grade > ``gamma_max``.  ``friction`` is in 1/fs; the input is not modified.
-    No defaults: they live in tasks/md_select/bd.yaml, the one place they are declared."""
-    from ase import units
-    from ase.md.langevin import Langevin
+    """MD with the MTP (any ensemble of :mod:`autopot.dynamics`, with temperature and
+    pressure ramps); collect snapshots graded above ``gamma_min``, stop at the first grade
+    above ``gamma_max``, and stop at the first unphysical snapshot (atoms too close, cell
+    sheared) without collecting it: such a configuration must not reach a reference
+    calculation. ``md``/``select`` are tasks/md_select/bd.yaml's ``md_args``/``select_args``
+    with every key filled (the defaults live there only). The input is not modified."""
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
+    from autopot.dynamics import make_dynamics, ramp, set_targets, unphysical
+
+    gamma_min, gamma_max = float(select["gamma_min"]), float(select["gamma_max"])
     if not 1.0 <= gamma_min < gamma_max:
         raise MTPError(
             f"need 1 <= gamma_min < gamma_max, got {gamma_min} and {gamma_max}", field="gamma_min"
         )
-    if steps < 0 or timestep_fs <= 0 or temperature_K < 0:
+    steps, t_start = int(md["steps"]), float(md["temperature_K"])
+    t_end = t_start if md.get("temperature_end_K") is None else float(md["temperature_end_K"])
+    p_start = float(md["pressure_GPa"])
+    p_end = p_start if md.get("pressure_end_GPa") is None else float(md["pressure_end_GPa"])
+    if steps < 0 or float(md["timestep_fs"]) <= 0 or min(t_start, t_end) < 0:
         raise MTPError("steps, timestep_fs and temperature_K must be positive", field="md")
     work = atoms.copy()
-    calc = GradingMTP(pot, training_set, atom_types, grade_every=grade_every, mode=mode)
+    calc = GradingMTP(
+        pot, training_set, atom_types, grade_every=int(select["grade_every"]), mode=mode
+    )
     work.calc = calc
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=rng)
-    dyn = Langevin(
+    rng = np.random.default_rng(int(md["seed"]))
+    MaxwellBoltzmannDistribution(work, temperature_K=t_start, rng=rng)
+    ensemble = str(md["ensemble"])
+    dyn = make_dynamics(
         work,
-        timestep_fs * units.fs,
-        temperature_K=temperature_K,
-        friction=friction / units.fs,
+        ensemble,
+        timestep_fs=float(md["timestep_fs"]),
+        temperature_K=t_start,
+        pressure_GPa=p_start,
+        friction_per_fs=float(md["friction"]),
+        tdamp_fs=float(md["tdamp_fs"]),
+        pdamp_fs=float(md["pdamp_fs"]),
+        compressibility_per_GPa=float(md["compressibility_per_GPa"]),
         rng=rng,
     )
+    limits = {
+        "min_distance_A": float(select["min_distance_A"]),
+        "max_cell_skew": float(select["max_cell_skew"]),
+    }
     result = MDResult()
 
     def check(step: int) -> bool:
@@ -150,6 +165,10 @@ def run_md_select(
         result.grades.append((step, g))
         result.max_grade = max(result.max_grade, g)
         if g > gamma_min:
+            why = unphysical(work, atoms, **limits)
+            if why:
+                result.unphysical = f"step {step}: {why}"
+                return True
             snap = work.copy()
             snap.calc = None
             snap.info["MV_grade"] = g
@@ -162,6 +181,9 @@ def run_md_select(
         result.aborted = True
         return result
     for step in range(1, steps + 1):
+        set_targets(
+            dyn, ensemble, ramp(t_start, t_end, step, steps), ramp(p_start, p_end, step, steps)
+        )
         dyn.run(1)
         result.step = step
         if check(step):

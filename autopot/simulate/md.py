@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from autopot.dynamics import ENSEMBLES, make_dynamics, ramp, set_targets
 from autopot.simulate.common import SimulationError, check_choice, check_number, merge
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("autopot.simulate.md")
 
-ENSEMBLES = ("nve", "langevin", "nose_hoover", "berendsen", "npt")
 DEFAULTS: dict[str, Any] = {
     "ensemble": "nve",
     "steps": 1000,
@@ -73,44 +73,17 @@ def check(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dynamics(atoms: Atoms, p: dict[str, Any], t0: float, p0: float) -> Any:
-    from ase import units
-
-    dt = p["timestep_fs"] * units.fs
-    name = p["ensemble"]
-    if name == "nve":
-        from ase.md.verlet import VelocityVerlet
-
-        return VelocityVerlet(atoms, timestep=dt)
-    if name == "langevin":
-        from ase.md.langevin import Langevin
-
-        return Langevin(
-            atoms,
-            timestep=dt,
-            temperature_K=t0,
-            friction=p["friction_per_fs"] / units.fs,
-            rng=np.random.default_rng(p["seed"]),
-        )
-    if name == "nose_hoover":
-        from ase.md.nose_hoover_chain import NoseHooverChainNVT
-
-        return NoseHooverChainNVT(
-            atoms, timestep=dt, temperature_K=t0, tdamp=p["tdamp_fs"] * units.fs
-        )
-    if name == "berendsen":
-        from ase.md.nvtberendsen import NVTBerendsen
-
-        return NVTBerendsen(atoms, timestep=dt, temperature_K=t0, taut=p["tdamp_fs"] * units.fs)
-    from ase.md.nptberendsen import NPTBerendsen
-
-    return NPTBerendsen(
+    return make_dynamics(
         atoms,
-        timestep=dt,
+        p["ensemble"],
+        timestep_fs=p["timestep_fs"],
         temperature_K=t0,
-        pressure_au=p0 * units.GPa,
-        taut=p["tdamp_fs"] * units.fs,
-        taup=p["pdamp_fs"] * units.fs,
-        compressibility_au=p["compressibility_per_GPa"] / units.GPa,
+        pressure_GPa=p0,
+        friction_per_fs=p["friction_per_fs"],
+        tdamp_fs=p["tdamp_fs"],
+        pdamp_fs=p["pdamp_fs"],
+        compressibility_per_GPa=p["compressibility_per_GPa"],
+        rng=np.random.default_rng(p["seed"]),
     )
 
 
@@ -122,7 +95,6 @@ def run(
     With ``restart`` and an existing trajectory, MD continues from its last frame
     (positions, momenta, cell) for the steps not done yet.
     """
-    from ase import units
     from ase.io import Trajectory, read
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
@@ -149,7 +121,7 @@ def run(
     total = p["steps"]
 
     def target(start: float, end: float, step: int) -> float:
-        return start + (end - start) * (step / total if total else 0.0)
+        return ramp(start, end, step, total)
 
     dyn = _dynamics(work, p, target(t_start, t_end, done), target(p_start, p_end, done))
     traj = Trajectory(str(path), "a" if done else "w", work)
@@ -167,12 +139,7 @@ def run(
         step = state["step"] = done + dyn.nsteps  # observers also run before the first step
         if step == done:
             return
-        t = target(t_start, t_end, step)
-        if hasattr(dyn, "set_temperature") and p["ensemble"] != "nve":
-            dyn.set_temperature(temperature_K=t)
-        if p["ensemble"] == "npt":
-            # NPTBerendsen.set_pressure is broken in ase 3.26 (wrong arity); its attribute is not
-            dyn.pressure = target(p_start, p_end, step) * units.GPa
+        set_targets(dyn, p["ensemble"], target(t_start, t_end, step), target(p_start, p_end, step))
         if step % p["interval"] == 0:
             record()
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from autopot.tasklib import SELECTED
+
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -20,20 +24,13 @@ def main() -> None:
         md = ctx.params["md_args"]  # every key filled from tasks/md_select/bd.yaml
         sel = ctx.params["select_args"]
         gamma_min = sel["gamma_min"]
-        result = run_md_select(
-            start,
-            pot,
-            ts,
-            atom_types,
-            temperature_K=md["temperature_K"],
-            timestep_fs=md["timestep_fs"],
-            steps=md["steps"],
-            friction=md["friction"],
-            seed=md["seed"],
-            gamma_min=gamma_min,
-            gamma_max=sel["gamma_max"],
-            grade_every=sel["grade_every"],
-        )
+        result = run_md_select(start, pot, ts, atom_types, md=md, select=sel)
+        if result.unphysical:
+            log.warning(
+                "%s: MD stopped, unphysical snapshot not collected: %s",
+                ctx.label,
+                result.unphysical,
+            )
         chosen = []
         if result.snapshots:
             limit = sel["limit"] or None
@@ -46,6 +43,7 @@ def main() -> None:
         ctx.push("n_collected", len(result.snapshots))
         ctx.push("n_selected", len(chosen))
         ctx.push("aborted", bool(result.aborted))
+        ctx.push("unphysical", result.unphysical)
         ctx.push("md_steps_done", int(result.step))
         ctx.push("max_grade", float(result.max_grade))
         ctx.push("grades", np.asarray([g for _, g in result.grades], dtype=float))
