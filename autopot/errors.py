@@ -55,6 +55,13 @@ class StoreError(AutopotError):
     """The database cannot be opened, is corrupted, locked, or refuses a write."""
 
 
+class DatabaseUnreachable(StoreError):
+    """The database server did not answer within the reconnect timeout: an infrastructure
+    failure (exit 5), not bad input; finished results stay in their run directories."""
+
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
 class QueryError(AutopotError):
     """A ``--where`` constraint cannot be parsed."""
 

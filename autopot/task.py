@@ -11,10 +11,18 @@ the same code works for local processes and SLURM jobs on compute nodes.
 
 Pushed quantities are buffered and committed together (at ``flush()`` and at exit), so a
 task that crashes half-way stores nothing half-written.
+
+The outcome is a file first (:mod:`autopot.store.outcome`): at exit the task writes its
+state, cause, uncommitted quantities and manifest into the run directory, then commits
+them if it can reach the database. A task that cannot (the server is restarting, the disk
+under it is full, a compute node has no database access: marker ``db: none``) runs
+*offline*: parameters come from the marker, other runs' records from a read-only view of
+the database file, and the orchestrator ingests the outcome file when the process ends.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import traceback
@@ -24,26 +32,58 @@ from typing import TYPE_CHECKING, Any
 
 from autopot.errors import StoreError
 from autopot.store.files import manifest, read_marker
+from autopot.store.outcome import OUTCOME_FILE, apply_outcome, new_outcome, write_outcome
 from autopot.store.states import TERMINAL, State
+
+log = logging.getLogger("autopot.task")
+
+#: How long a task waits for an unreachable database at start before it runs offline
+#: (its outcome file is ingested by the orchestrator; nothing is lost by not waiting).
+TASK_DB_WAIT_ENV = "AUTOPOT_TASK_DB_WAIT"
 
 if TYPE_CHECKING:
     from autopot.store.workflow_records import WorkflowRecords
 
 
 class TaskContext:
-    def __init__(self, store: Any, task: str, run_id: int, run_dir: Path, workflow_dir: Path):
-        self.store = store
+    def __init__(
+        self,
+        store: Any,
+        task: str,
+        run_id: int,
+        run_dir: Path,
+        workflow_dir: Path,
+        marker: dict[str, Any] | None = None,
+    ):
+        self.store = store  # None: offline (the outcome file is the only result)
         self.task = task
         self.run_id = run_id
         self.run_dir = run_dir
         self.workflow_dir = workflow_dir
         self._pending: list[tuple[str, Any, int | None]] = []
         self._files: list[str] = []
-        run = self._run()
-        self.job_params: dict[str, Any] = dict(run.job.params)
-        self.run_params: dict[str, Any] = dict(run.params)
-        self.run_name: str = run.run_name
-        self.label = run.label
+        self._reader: Any = None
+        marker = marker or {}
+        self.label = f"{task}.{run_id}"
+        if store is not None:
+            run = self._run()
+            self.job_params: dict[str, Any] = dict(run.job.params)
+            self.run_params: dict[str, Any] = dict(run.params)
+            self.run_name: str = run.run_name
+        elif "params" in marker:
+            params = dict(marker["params"])
+            self.job_params, self.run_params = params, {}
+            self.run_name = str(marker.get("run_name") or "default")
+        else:
+            raise StoreError(
+                "no database connection and no parameters in the run marker",
+                file=run_dir / "autopot_run.json",
+            )
+
+    @property
+    def offline(self) -> bool:
+        """True when results go to the outcome file only (no database connection)."""
+        return self.store is None
 
     @classmethod
     def open(cls, run_dir: str | Path | None = None) -> TaskContext:
@@ -54,24 +94,46 @@ class TaskContext:
         marker = read_marker(run_dir)
         workflow_dir = Path(marker.get("workflow_dir") or run_dir.parents[2])
         address = os.environ.get("AUTOPOT_DB_ADDRESS") or marker.get("db_address")
-        if address and isinstance(parse_address(address), tuple):
-            # TCP (compute nodes): mutual TLS from AUTOPOT_TLS_* set by the SLURM executor
-            from autopot.store.task_client import open_task_store
-
-            store = open_task_store(address)
-        elif address:
-            store = Store.open_zeo(address)
+        wait = float(os.environ.get(TASK_DB_WAIT_ENV, "10"))
+        store: Any = None
+        if marker.get("db") == "none" and "params" in marker:
+            pass  # compute nodes without database access: the outcome file is the result
         else:
-            store = open_store(workflow_dir)
-        return cls(store, marker["task"], int(marker["run_id"]), run_dir, workflow_dir)
+            try:
+                if address and isinstance(parse_address(address), tuple):
+                    # TCP (compute nodes): mutual TLS from AUTOPOT_TLS_* set by the executor
+                    from autopot.store.task_client import open_task_store
+
+                    store = open_task_store(address)
+                elif address:
+                    store = Store.open_zeo(address, wait=wait)
+                else:
+                    store = open_store(workflow_dir)
+            except StoreError as exc:
+                if "params" not in marker:
+                    raise
+                log.warning("running offline (results go to %s): %s", OUTCOME_FILE, exc)
+        return cls(store, marker["task"], int(marker["run_id"]), run_dir, workflow_dir, marker)
 
     # ------------------------------------------------------------------ access
     @property
     def records(self) -> WorkflowRecords:
-        """The workflow's records (other runs, their files), read through the store's façade."""
+        """The workflow's records (other runs, their files), read through the store's façade.
+
+        Offline, a read-only view of the database file (it takes no lock and is consistent
+        as of its last complete transaction, also while a server appends to it)."""
         from autopot.store.workflow_records import WorkflowRecords
 
-        return WorkflowRecords(self.workflow_dir, self.store, self.run_name)
+        store = self.store
+        if store is None:
+            if self._reader is None:
+                from autopot.store.database import Store, WorkflowPaths
+
+                self._reader = Store.open_file(
+                    WorkflowPaths(self.workflow_dir).db_file, read_only=True
+                )
+            store = self._reader
+        return WorkflowRecords(self.workflow_dir, store, self.run_name)
 
     def _run(self) -> Any:
         from autopot.store.records import get_task_type
@@ -96,8 +158,10 @@ class TaskContext:
         self._files.append(str(Path(name)))
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
+        """Commit the pushes so far. If the database cannot take them now, they stay
+        buffered and go into the outcome file at the end: a flush never fails a task."""
+        pending = self._pending
+        if not pending or self.store is None:
             return
 
         def apply(root: Any) -> None:
@@ -105,7 +169,12 @@ class TaskContext:
             for name, value, step in pending:
                 run.push(name, value, step)
 
-        self.store.transact(apply, note=f"{self.label}: push")
+        try:
+            self.store.transact(apply, note=f"{self.label}: push")
+        except StoreError as exc:
+            log.warning("%s: pushes kept for the outcome file: %s", self.label, exc)
+            return
+        self._pending = []
 
     def set_state(self, state: State | str, cause: str = "", **fields: Any) -> None:
         def apply(root: Any) -> None:
@@ -127,13 +196,57 @@ class TaskContext:
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> TaskContext:
+        (self.run_dir / OUTCOME_FILE).unlink(missing_ok=True)
+        if self.store is None:
+            return self
         run = self._run()
         if run.state in TERMINAL:
             raise StoreError(
                 f"run {self.label} is already {run.state}; not running it again", field="state"
             )
-        self.set_state(State.RUNNING, host=socket.gethostname())
+        try:
+            self.set_state(State.RUNNING, host=socket.gethostname())
+        except StoreError as exc:  # the executor reports RUNNING too; go on offline
+            log.warning("%s: running offline: %s", self.label, exc)
+            self._go_offline()
         return self
+
+    def _go_offline(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001 - a dead connection may not close cleanly
+                log.debug("closing the database connection failed", exc_info=True)
+
+    def _finish(self, state: State, cause: str = "") -> None:
+        """Outcome file first, then (if reachable) the database, in one transaction that
+        also records the outcome's key: whoever ingests the file later finds it done."""
+        outcome = new_outcome(
+            state,
+            cause=cause,
+            pushes=self._pending,
+            outputs=self._files,
+            manifest=manifest(self.run_dir),
+            host=socket.gethostname(),
+        )
+        write_outcome(self.run_dir, outcome)
+        self._pending = []
+        if self.store is None:
+            return
+        try:
+            self.store.transact(
+                lambda root: apply_outcome(self._run(), outcome),
+                note=f"{self.label}: {state.value}",
+            )
+        except StoreError as exc:
+            log.warning(
+                "%s: %s is in %s; the orchestrator will record it (%s)",
+                self.label,
+                state.value,
+                OUTCOME_FILE,
+                exc,
+            )
 
     def __exit__(
         self,
@@ -143,7 +256,7 @@ class TaskContext:
     ) -> None:
         try:
             if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
-                self.set_state(State.FINISHED)  # sys.exit(0) inside the block is a success
+                self._finish(State.FINISHED)  # sys.exit(0) inside the block is a success
             else:
                 cause = (
                     "".join(traceback.format_exception_only(exc_type, exc)).strip().splitlines()[-1]
@@ -152,6 +265,8 @@ class TaskContext:
                     "".join(traceback.format_exception(exc_type, exc, tb))
                 )
                 self._pending = []  # results of a failed task are not trusted
-                self.set_state(State.FAILED, cause=cause)
+                self._finish(State.FAILED, cause=cause)
         finally:
-            self.store.close()
+            self._go_offline()
+            if self._reader is not None:
+                self._reader.close()

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from autopot.errors import WorkflowError
+from autopot.errors import DatabaseUnreachable, WorkflowError
 from autopot.executors.base import Executor, Outcome, RunSpec
 from autopot.store.files import manifest
+from autopot.store.outcome import apply_outcome, read_outcome
 from autopot.store.states import TERMINAL, State
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ class Engine:
         self.progress_interval = float(os.environ.get("AUTOPOT_PROGRESS_S", "30"))
         self.measure_latency = False
         self._pending_starts: list[Executor] = []
+        # database outage: when it began (monotonic), how often it is reported
+        self.db_down_since: float | None = None
+        self._db_reported = 0.0
+        self.db_report_interval = float(os.environ.get("AUTOPOT_DB_REPORT_S", "30"))
+        self.db_timeout = float(getattr(self.store, "reconnect_timeout", 60.0))
 
     # ------------------------------------------------------------------ wiring
     async def start(self) -> None:
@@ -228,6 +234,70 @@ class Engine:
                     self.spawn(result, name=f"on {handle.view.label} {state}")
                 self.stats.events += 1
 
+    # ------------------------------------------------------------------ database outage
+    def db_connected(self) -> bool:
+        return bool(getattr(self.store, "connected", True))
+
+    async def database_available(self) -> None:
+        """Return once the database answers; while it does not, nothing is launched and
+        nothing is written (reports stay queued). After the reconnect timeout this raises
+        :class:`DatabaseUnreachable`: the workflow ends with exit 5, and every result
+        already on disk is ingested by the next start."""
+        while not self.db_connected():
+            self._note_db_down()
+            assert self.db_down_since is not None
+            if time.monotonic() - self.db_down_since > self.db_timeout:
+                raise DatabaseUnreachable(
+                    f"database server unreachable for {self.db_timeout:.0f} s; "
+                    "results of running tasks stay in their run directories",
+                    file=self.store.description,
+                )
+            await asyncio.sleep(0.2)
+        self._note_db_up()
+
+    def _note_db_down(self) -> None:
+        now = time.monotonic()
+        if self.db_down_since is None:
+            self.db_down_since = now
+            self._db_reported = now
+            log.warning(
+                "database server unreachable (%s): launching nothing until it is back; "
+                "giving up after %.0f s",
+                self.store.description,
+                self.db_timeout,
+            )
+        elif now - self._db_reported >= self.db_report_interval:
+            self._db_reported = now
+            log.warning(
+                "database server still unreachable after %.0f s (giving up after %.0f s)",
+                now - self.db_down_since,
+                self.db_timeout,
+            )
+
+    def _note_db_up(self) -> None:
+        if self.db_down_since is not None:
+            log.warning("database server back after %.0f s", time.monotonic() - self.db_down_since)
+            self.db_down_since = None
+            # commits made while we were cut off may have reached us as a whole-cache
+            # invalidation (no per-object event): look at every tracked run again
+            self._dirty.update(self._oid_labels)
+            self._wake_up()  # and apply the reports queued during the outage
+
+    async def db_watch(self, interval: float = 0.5) -> None:
+        """Notice an outage within a second even when nothing else happens, say so
+        (within 5 s, then every 30 s), and fail the workflow when it lasts too long."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.db_connected():
+                self._note_db_up()
+                continue
+            try:
+                await self.database_available()
+            except DatabaseUnreachable as exc:
+                self._errors.append(exc)
+                self._wake_up()
+                return
+
     # ------------------------------------------------------------------ pump
     async def pump(self) -> None:
         assert self._wake is not None
@@ -236,6 +306,7 @@ class Engine:
             self._wake.clear()
             if self._errors:
                 raise self._errors[0]
+            await self.database_available()
             await self._start_executors()
             self._process()
 
@@ -290,10 +361,23 @@ class Engine:
                 elif o.executor_id and run.state == State.RUNNING.value:
                     run.executor_id = o.executor_id
                 continue
+            run_dir = self.workflow.directory / run.directory if run.directory else None
+            outcome = read_outcome(run_dir) if run_dir is not None else None
+            if outcome is not None and run.state not in TERMINAL:
+                # the task's own result, written before it tried the database: it wins
+                # over the executor's view (an exit 1 after a failed commit, a kill after
+                # the result was written), and is ingested exactly once
+                if apply_outcome(run, outcome, exit_code=o.exit_code):
+                    run.manifest = manifest(run_dir)  # type: ignore[arg-type]
+                    events.append(
+                        f"{o.label} {run.state} (from its outcome file)"
+                        + (f": {run.cause}" if run.state != State.FINISHED.value else "")
+                    )
+                    continue
             if run.exit_code is None and o.exit_code is not None:
                 run.exit_code = o.exit_code
-            if run.directory:
-                run.manifest = manifest(self.workflow.directory / run.directory)
+            if run_dir is not None:
+                run.manifest = manifest(run_dir)
             if run.state in TERMINAL:
                 continue
             handle = self.handles.get(o.label)
@@ -346,6 +430,7 @@ class Engine:
         beat = asyncio.get_running_loop().create_task(
             self.heartbeat(self.progress_interval), name="heartbeat"
         )
+        watch = asyncio.get_running_loop().create_task(self.db_watch(), name="db watch")
         try:
             main_task = self.spawn(main(self.workflow, **params), name="orchestrator main")
             self._callbacks.discard(main_task)  # its errors propagate directly
@@ -365,7 +450,8 @@ class Engine:
         finally:
             pump.cancel()
             beat.cancel()
-            await asyncio.gather(pump, beat, return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(pump, beat, watch, return_exceptions=True)
             if self.stop_request == "cancel":
                 await self.cancel_all()
                 await self._drain(timeout=15.0)  # record the cancellations executors report
@@ -383,6 +469,8 @@ class Engine:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), deadline - self.loop.time())
+            if not self.db_connected():
+                return  # the reports wait for the next start
             self._process()
 
     async def shutdown(self) -> None:
@@ -391,8 +479,8 @@ class Engine:
         await asyncio.gather(*self._callbacks, return_exceptions=True)
         for executor in self._executors.values():
             await executor.close()
-        if self._outcomes:  # flush what executors reported last
-            self._process()
+        if self._outcomes and self.db_connected():  # flush what executors reported last
+            self._process()  # (with the database gone they wait for the next start)
 
 
 class WorkflowStopped(WorkflowError):

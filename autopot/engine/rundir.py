@@ -15,6 +15,7 @@ from typing import Any
 from autopot.errors import WorkflowError
 from autopot.store.database import WorkflowPaths
 from autopot.store.files import write_marker
+from autopot.store.outcome import remove_outcome
 from autopot.store.schema import TaskSchema
 
 
@@ -64,6 +65,7 @@ def prepare(
             )
         if dest.resolve() != path.resolve():
             _copy(path, dest)
+    remove_outcome(run_dir)  # an earlier attempt's outcome must not settle this one
     write_marker(run_dir, marker)
     return run_dir
 

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from autopot.engine.motoko import MotokoConfig
-from autopot.errors import AutopotError, ExitCode, WorkflowError, database_error, os_error
+from autopot.errors import (
+    AutopotError,
+    DatabaseUnreachable,
+    ExitCode,
+    WorkflowError,
+    database_error,
+    os_error,
+)
 from autopot.logsetup import add_log_file, remove_handler
 
 log = logging.getLogger("autopot.engine")
@@ -297,7 +304,12 @@ def run_orchestrator(
     from autopot.engine.workflow import Workflow
     from autopot.store.database import Store, WorkflowPaths, socket_alive
     from autopot.store.model import WorkflowRun
-    from autopot.store.server import server_pid, start_server, stop_server
+    from autopot.store.server import (
+        remove_stale_server_files,
+        server_pid,
+        start_server,
+        stop_server,
+    )
 
     config = MotokoConfig.load(motoko, workflow_dir)
     config.schemas()  # every template parses before anything starts
@@ -328,6 +340,7 @@ def run_orchestrator(
         raise os_error(exc, "cannot create the log file") from None
     try:
         if not socket_alive(paths.socket):
+            remove_stale_server_files(config.directory)
             server = start_server(config.directory)
             started_server = True
             (paths.db_dir / "owner").write_text("orchestrator\n")
@@ -400,6 +413,8 @@ def run_orchestrator(
             record.log_event(f"{record.state}: {message}")
 
         try:
+            if not store.connected:  # waiting again would only double the timeout
+                raise DatabaseUnreachable("database server unreachable", file=store.description)
             store.transact(end, note="workflow end")
         except Exception as exc:  # noqa: BLE001 - the database may be what failed
             status, message = ExitCode.INFRASTRUCTURE, f"{message}; the end was not recorded: {exc}"
@@ -421,6 +436,8 @@ def run_orchestrator(
             if pid is not None:
                 stop_server(pid)
             (paths.db_dir / "owner").unlink(missing_ok=True)
+        if server_pid(config.directory) is None:  # a killed server's files block nobody
+            remove_stale_server_files(config.directory)
         lock.release()
 
 

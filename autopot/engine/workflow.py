@@ -298,6 +298,7 @@ class Workflow:
         from autopot.executors.base import RunSpec
 
         engine = self.require_engine()
+        await engine.database_available()  # nothing is launched while the database is gone
         prepared = []
         for view in views:
             record = view.record
@@ -349,9 +350,11 @@ class Workflow:
 
     async def reconcile(self, views: list[RunView]) -> None:
         """Runs left SUBMITTED/RUNNING by a previous orchestrator: watch, settle or resubmit."""
-        from autopot.executors.base import PID_FILE, Outcome, read_exit_file
+        from autopot.executors.base import PID_FILE, Outcome, exit_cause, read_exit_file
+        from autopot.store.outcome import read_outcome
 
         engine = self.require_engine()
+        await engine.database_available()
         lost = []
         for view in views:
             record = view.record
@@ -362,13 +365,25 @@ class Workflow:
                 engine.handles[view.label].executor = executor
                 continue
             code = read_exit_file(run_dir)
-            if code is not None:  # it ended while nobody watched: take its exit code
+            outcome = read_outcome(run_dir)
+            if outcome is not None:  # its result is on disk: ingested, never re-run
+                engine.report(
+                    Outcome(
+                        view.label,
+                        State(outcome["state"]),
+                        exit_code=code,
+                        cause=outcome.get("cause", ""),
+                    )
+                )
+            elif code is not None:  # it ended while nobody watched: take its exit code
+                cause, retry = exit_cause(code) if code else ("", False)
                 engine.report(
                     Outcome(
                         view.label,
                         State.FINISHED if code == 0 else State.FAILED,
                         exit_code=code,
-                        cause="" if code == 0 else f"exit code {code}",
+                        cause=cause,
+                        retry=retry,
                     )
                 )
             elif not (run_dir / PID_FILE).exists() and record.started is None:
@@ -378,7 +393,10 @@ class Workflow:
                         "never started: the orchestrator stopped before the task did; resubmitting",
                     )
                 )
-            elif record.attempts <= self.config.task_managers[view.task].retries:
+            elif record.attempts <= self.config.task_managers[view.task].retries + LOST_RETRIES:
+                # vanished without an outcome or an exit status: killed together with the
+                # orchestrator (a crash of the machine, kill of the process group), not a
+                # failure of the task; resubmitted beyond the task's own retry budget
                 lost.append(
                     (
                         view,
@@ -401,6 +419,11 @@ class Workflow:
 
             self.store.transact(mark, note="mark lost runs")
             await self.submit([view for view, _ in lost])
+
+
+#: Extra attempts for runs that vanished with no trace while the orchestrator was down
+#: (no outcome file, no exit status): infrastructure, so not charged to ``retries``.
+LOST_RETRIES = 3
 
 
 def _python() -> str:

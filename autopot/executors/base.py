@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,29 @@ def tail(path: Path, lines: int = 5, max_bytes: int = 8192) -> str:
     except OSError:
         return ""
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def signal_of(code: int | None) -> signal.Signals | None:
+    """The signal that ended a task, from the wrapper's status: negative (the wrapper itself
+    was killed) or 128+N (the shell's way of saying its child, the task, died of signal N,
+    as when the OOM killer sends SIGKILL)."""
+    if code is None:
+        return None
+    number = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+    try:
+        return signal.Signals(number) if number else None
+    except ValueError:
+        return None
+
+
+def exit_cause(code: int) -> tuple[str, bool]:
+    """(cause, retry) for a task that ended with status ``code``: a death by signal (OOM
+    killer, a node's watchdog) is retried within the task manager's ``retries``; an exit
+    with an error status is the task's own verdict and is not."""
+    sig = signal_of(code)
+    if sig is not None:
+        return f"killed by signal {sig.name}", True
+    return f"exit code {code}", False
 
 
 def read_exit_file(run_dir: Path) -> int | None:

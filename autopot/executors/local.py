@@ -24,6 +24,7 @@ from autopot.executors.base import (
     Executor,
     Outcome,
     RunSpec,
+    exit_cause,
     read_exit_file,
     tail,
 )
@@ -99,14 +100,13 @@ class LocalExecutor(Executor):
             )
         if code == 0:
             return Outcome(label, State.FINISHED, exit_code=0, executor_id=pid)
-        if code < 0:
-            cause = f"killed by signal {signal.Signals(-code).name}"
-        else:
-            cause = f"exit code {code}"
+        cause, retry = exit_cause(code)
         last = tail(run_dir / STDERR, lines=1)
-        if last:
+        if last and not retry:  # a killed task's last line says nothing about the kill
             cause += f": {last}"
-        return Outcome(label, State.FAILED, exit_code=code, cause=cause, executor_id=pid)
+        return Outcome(
+            label, State.FAILED, exit_code=code, cause=cause, executor_id=pid, retry=retry
+        )
 
     async def cancel(self, labels: list[str]) -> None:
         for label in labels:
@@ -154,6 +154,7 @@ class LocalExecutor(Executor):
                         State.FAILED,
                         cause="task ended while the orchestrator was down; exit code unknown",
                         executor_id=executor_id,
+                        retry=True,  # its wrapper was killed too: a crash, not a verdict
                     )
                 )
             else:

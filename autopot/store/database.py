@@ -22,9 +22,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from autopot.errors import StoreError
+from autopot.errors import DatabaseUnreachable, StoreError
 
 log = logging.getLogger(__name__)
+
+#: The one timeout for an unreachable database server (seconds): how long opening the
+#: store, a commit in an open connection, and a running orchestrator wait for a server
+#: that went away to come back before giving up (exit 5, infrastructure failure).
+RECONNECT_TIMEOUT_ENV = "AUTOPOT_DB_RECONNECT_TIMEOUT"
+DEFAULT_RECONNECT_TIMEOUT = 60.0
+
+
+def reconnect_timeout() -> float:
+    """``$AUTOPOT_DB_RECONNECT_TIMEOUT`` or 60 s."""
+    try:
+        return float(os.environ.get(RECONNECT_TIMEOUT_ENV, DEFAULT_RECONNECT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_RECONNECT_TIMEOUT
+
+
 T = TypeVar("T")
 
 DB_DIRNAME = "db"
@@ -130,7 +146,7 @@ class Store:
         self.zeo = zeo
         self.read_only = read_only
         #: how long a write waits for a lost ZEO server to come back before failing
-        self.reconnect_timeout = float(os.environ.get("AUTOPOT_DB_RECONNECT_TIMEOUT", "60"))
+        self.reconnect_timeout = reconnect_timeout()
         self.tm = transaction.TransactionManager(explicit=False)
         self.conn = db.open(transaction_manager=self.tm)
         self._listeners: list[Callable[[bytes, Any], None]] = []
@@ -189,28 +205,47 @@ class Store:
         address: str | tuple[str, int] | Path,
         *,
         read_only: bool = False,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         ssl: Any = None,
         ssl_server_hostname: str | None = None,
+        wait: float | None = None,
     ) -> Store:
-        """Connect to a ZEO server; fails within ``timeout`` with a clear message if it is dead."""
+        """Connect to a ZEO server, waiting for one that is restarting as commits do.
+
+        ``wait`` (default :func:`reconnect_timeout`) bounds the wait for a Unix socket
+        to answer; ``timeout`` (default the same) bounds ZEO's own connection wait. A
+        server that does not come back is a :class:`DatabaseUnreachable` (exit 5).
+        """
         from ZEO.ClientStorage import ClientStorage
         from ZODB import DB
 
         addr = parse_address(address)
-        if isinstance(addr, str) and not socket_alive(addr):
-            raise StoreError("no database server is listening on this socket", file=addr)
+        wait = reconnect_timeout() if wait is None else wait
+        timeout = wait if timeout is None else timeout
+        if isinstance(addr, str):
+            # a socket of a server that ran here (its file or config is left) may be
+            # restarting: wait for it; a path no server ever used fails at once
+            if not (os.path.exists(addr) or (Path(addr).parent / "zeo.conf").exists()):
+                wait = 0.0
+            deadline = time.monotonic() + wait
+            while not socket_alive(addr):
+                if time.monotonic() >= deadline:
+                    raise DatabaseUnreachable(
+                        f"no database server is listening on this socket (waited {wait:.0f} s)",
+                        file=addr,
+                    )
+                time.sleep(0.1)
         try:
             storage = ClientStorage(
                 addr,
-                wait_timeout=timeout,
+                wait_timeout=max(timeout, 0.1),
                 read_only=read_only,
                 ssl=ssl,
                 ssl_server_hostname=ssl_server_hostname,
                 client_label=f"autopot-{os.getpid()}",
             )
         except Exception as exc:  # noqa: BLE001 - ZEO raises several types for a dead server
-            raise StoreError(
+            raise DatabaseUnreachable(
                 f"cannot connect to database server: {type(exc).__name__}: {exc}", file=str(addr)
             ) from None
         db = DB(storage, pool_size=4, cache_size=20000)
@@ -334,11 +369,16 @@ class Store:
         deadline = time.monotonic() + self.reconnect_timeout
         while not storage.is_connected():
             if time.monotonic() > deadline:
-                raise StoreError(
+                raise DatabaseUnreachable(
                     f"database server unreachable for {self.reconnect_timeout:.0f} s",
                     file=self.description,
                 )
             time.sleep(0.05)
+
+    @property
+    def connected(self) -> bool:
+        """False while a ZEO server is unreachable (an embedded file is always there)."""
+        return not self.zeo or bool(self.db.storage.is_connected())
 
     def close(self) -> None:
         try:

@@ -159,6 +159,17 @@ def server_pid(directory: str | Path) -> int | None:
     return pid
 
 
+def remove_stale_server_files(directory: str | Path) -> None:
+    """Remove the PID file and socket of a server that is gone (killed with SIGKILL, the
+    machine rebooted), so that they mislead neither ``status`` nor the next start. A
+    socket that still answers, or a PID file naming a live process, is left alone."""
+    paths = WorkflowPaths(directory)
+    if server_pid(directory) is None:
+        paths.server_pid.unlink(missing_ok=True)
+    if paths.socket.exists() and not socket_alive(paths.socket):
+        paths.socket.unlink(missing_ok=True)
+
+
 def stop_server(pid: int, timeout: float = 10.0) -> None:
     """Stop a server by PID: SIGTERM (runzeo closes the storage cleanly), SIGKILL if stuck."""
     try:

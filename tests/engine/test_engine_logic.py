@@ -112,12 +112,18 @@ def test_node_failure_is_resubmitted_within_the_budget(tmp_path: Path) -> None:
     )
 
 
-def _in_flight(state: State, executor_id: str, write: dict[str, str]) -> Callable[[Any, Any], None]:
-    """A run left SUBMITTED/RUNNING by a previous orchestrator, with files in its directory."""
+def _in_flight(
+    state: State, executor_id: str, write: dict[str, str], attempts: int = 1
+) -> Callable[[Any, Any], None]:
+    """A run left SUBMITTED/RUNNING by a previous orchestrator, with files in its directory
+    (``attempts``: how many times it was submitted before)."""
 
     def prepare(root: Any, workflow: Any) -> None:
         ((run, _),) = create_runs(root, workflow.schemas["work"], {"i": 7}, run_name="default")
         run.directory = "runs/work/1"
+        for _ in range(attempts - 1):
+            run.set_state(State.SUBMITTED, executor="fake", executor_id=executor_id)
+            run.set_state(State.FAILED, "lost before")
         run.set_state(State.SUBMITTED, executor="fake", executor_id=executor_id)
         if state is State.RUNNING:
             run.set_state(State.RUNNING)
@@ -162,9 +168,23 @@ def test_a_run_that_never_started_is_resubmitted(tmp_path: Path) -> None:
     assert rows[0][:4] == ("work.1", "FINISHED", 0, 2) and FakeExecutor.submitted == ["work.1"]
 
 
-def test_a_lost_run_beyond_its_budget_fails_with_the_reason(tmp_path: Path) -> None:
+def test_a_run_lost_in_a_crash_is_resubmitted_beyond_the_task_budget(tmp_path: Path) -> None:
+    """No outcome, no exit status: it died with the orchestrator (a full crash), which is
+    not the task's failure; the first restart re-runs it even with ``retries: 0``."""
     motoko = fake_workflow(tmp_path, retries=0)
     rows = run_engine(motoko, _again, _in_flight(State.RUNNING, "gone-3", {".autopot_pid": "1\n"}))
+    assert rows[0][:4] == ("work.1", "FINISHED", 0, 2) and FakeExecutor.submitted == ["work.1"]
+
+
+def test_a_lost_run_beyond_its_budget_fails_with_the_reason(tmp_path: Path) -> None:
+    from autopot.engine.workflow import LOST_RETRIES
+
+    motoko = fake_workflow(tmp_path, retries=0)
+    rows = run_engine(
+        motoko,
+        _again,
+        _in_flight(State.RUNNING, "gone-3", {".autopot_pid": "1\n"}, attempts=LOST_RETRIES + 1),
+    )
     assert (
         rows[0][:2] == ("work.1", "FAILED")
         and "vanished while the orchestrator was down" in rows[0][4]
