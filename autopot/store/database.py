@@ -248,6 +248,7 @@ class Store:
             raise DatabaseUnreachable(
                 f"cannot connect to database server: {type(exc).__name__}: {exc}", file=str(addr)
             ) from None
+        _forget_prefetched_oids_on_reconnect(storage)
         db = DB(storage, pool_size=4, cache_size=20000)
         store = cls(db, description=str(addr), zeo=True, read_only=read_only)
         store._hook_invalidations()
@@ -392,6 +393,21 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _forget_prefetched_oids_on_reconnect(storage: Any) -> None:
+    """ZEO clients prefetch batches of new object ids from the server. A server killed
+    with SIGKILL forgets the batches it handed out, and after its restart it hands the
+    same ids to other clients; a client still using its old batch would then create
+    objects whose ids are taken ("A different object already has the same oid"). So a
+    reconnected client asks afresh."""
+    original = storage.notify_connected
+
+    def notify_connected(conn: Any, info: Any) -> None:
+        storage._oids = []
+        original(conn, info)
+
+    storage.notify_connected = notify_connected
 
 
 def open_store(

@@ -1,0 +1,2 @@
+#!/bin/sh
+exec "${AUTOPOT_PYTHON:-python3}" doIt.py
