@@ -149,3 +149,24 @@ def test_server_killed_for_good_exits_5_then_restart_completes(outage: Path) -> 
     assert values == EXPECTED  # the same set as an undisturbed run
     after = _executions(wf)
     assert all(after[i] == 1 for i in before), (before, after)  # none re-run
+
+
+def test_a_task_killed_by_a_signal_is_retried_and_the_cause_names_it(outage: Path) -> None:
+    """The OOM killer's SIGKILL is not the task's verdict: retried within ``retries``."""
+    text = outage.read_text().replace(
+        "work: tasks/work", "work: {template: tasks/work, retries: 1}"
+    )
+    outage.write_text(text)
+    proc = autopot("orchestrator", "start", "-c", str(outage), "--n", "3", "--kill-once", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open_store(_wf(outage), read_only=True) as store:
+        killed = [
+            r for r in store.root.task_types["work"].runs.values() if r.job.params["kill_once"]
+        ]
+        (run,) = killed
+        assert run.state == "FINISHED" and run.attempts == 2
+        causes = [cause for _, state, cause in run.history if state == "FAILED"]
+        assert causes and "killed by signal SIGKILL" in causes[0], run.history
+        assert "137" not in causes[0]
+    _, values = _results(_wf(outage))
+    assert values == [0, 1, 4]

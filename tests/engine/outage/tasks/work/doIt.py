@@ -2,6 +2,7 @@
 array) through TaskContext: the result survives a database outage in its outcome file."""
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -12,6 +13,9 @@ with TaskContext.open() as ctx:
     with open("started.log", "a") as fh:  # one line per execution: a repeated run shows here
         fh.write(f"{os.getpid()} {time.time()}\n")
     time.sleep(ctx.params["sleep"])
+    if ctx.params["kill_once"] and not os.path.exists("killed_once"):
+        open("killed_once", "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer does
     i = ctx.params["i"]
     ctx.path("result.txt").write_text(str(i * i))
     ctx.add_file("result.txt")
