@@ -21,9 +21,11 @@ COMMANDS: dict[str, str] = {
     "db": "autopot.commands.store_cmds:db",
     "orchestrator": "autopot.commands.orchestrator_cmds:orchestrator",
     "archive": "autopot.commands.results_cmds:archive",
-    "export": "autopot.commands.results_cmds:export",
+    "export": "autopot.commands.bundle_cmds:export",
     "report": "autopot.commands.results_cmds:report",
     "simulate": "autopot.commands.simulate_cmds:simulate",
+    "validate": "autopot.commands.validation_cmds:validate",
+    "benchmark": "autopot.commands.validation_cmds:benchmark",
 }
 
 

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent
 #: package (relative to autopot/) -> module prefixes it must not import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     pkg: ("autopot.store.model", "ZODB", "ZEO", "BTrees", "persistent", "transaction")
-    for pkg in ("commands", "results", "tasklib", "activelearning", "simulate")
+    for pkg in ("commands", "results", "tasklib", "activelearning", "simulate", "validation")
 }
 
 

@@ -115,6 +115,18 @@ def populate_arg_parser(
         "--select-args", metavar="JSON", help="md_select select_args keys (tasks/md_select/bd.yaml)"
     )
     add("--train-args", metavar="JSON", help="train train_args keys (tasks/train/bd.yaml)")
+    add(
+        "--no-validate",
+        action="store_true",
+        help="skip the validation stage (suite of properties with the final MTP and the "
+        "reference, held-out errors) that runs once the active learning converged",
+    )
+    add(
+        "--validation-suite",
+        metavar="YAML",
+        help="validation suite, merged over the shipped default of its family "
+        "(autopot/validation/suites/)",
+    )
 
 
 def check_params(

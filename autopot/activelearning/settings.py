@@ -122,6 +122,10 @@ class Settings:
     inputs_dir: Path
     preset: str | None = None
     preset_sizes: dict[str, Any] = field(default_factory=dict)
+    validate: bool = True  # validation stage once the active learning converged
+    validation_suite: Path | None = None  # user suite (merged over the family's default)
+    validation_suite_loaded: Any = None  # the checked Suite (None: no validation)
+    validation_skip: str = ""  # why a default validation is off (e.g. no suite for alloys)
 
     @classmethod
     def from_params(
@@ -205,6 +209,8 @@ class Settings:
             inputs_dir=inputs_dir,
             preset=preset_name,
             preset_sizes=dict(preset),
+            validate=not p.get("no_validate"),
+            validation_suite=_path(p.get("validation_suite"), "validation_suite"),
         )
         settings.check()
         return settings
@@ -223,6 +229,7 @@ class Settings:
             backend_from_spec(self.mtp_backend)  # an mlp binary must exist and be executable
         except AutopotError as exc:
             raise WorkflowError(exc.message, file=exc.file, field="--mtp-backend") from None
+        self.check_validation()
         if self.preset:
             return  # inputs are generated (and checked) by the demo itself
         if self.select and not self.grades:
@@ -259,6 +266,26 @@ class Settings:
 
             read_mtp(self.potential)
 
+    def check_validation(self) -> None:
+        """Load the validation suite now: a user's suite that does not parse, or does not fit
+        the workflow's species, is refused before anything runs; the shipped default that
+        does not fit (an alloy, a family without a suite) only switches the stage off."""
+        if not self.validate:
+            return
+        from autopot.validation.suite import load_suite
+
+        try:
+            suite = load_suite(self.validation_suite, atom_types=self.atom_types)
+            suite.bulk(self.atom_types)
+        except AutopotError as exc:
+            if self.validation_suite is not None:
+                raise WorkflowError(
+                    exc.message, file=exc.file or self.validation_suite, field=_suite_field(exc)
+                ) from None
+            self.validation_skip = f"no validation: {exc.message}"
+            return
+        self.validation_suite_loaded = suite
+
     def check_calculator(self) -> None:
         """Build the reference calculator once (nothing runs) so a bad spec fails here."""
         import tempfile
@@ -268,6 +295,10 @@ class Settings:
         spec = {**self.calculator, **({"pot_fname": self.pot_fname} if self.pot_fname else {})}
         with tempfile.TemporaryDirectory() as tmp:
             make_calculator(spec, directory=Path(tmp))
+
+
+def _suite_field(exc: AutopotError) -> str:
+    return f"--validation-suite ({exc.field})" if exc.field else "--validation-suite"
 
 
 def _dict_flag(value: Any, name: str) -> dict[str, Any]:

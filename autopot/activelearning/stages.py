@@ -265,6 +265,7 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
             "grades": s.grades,
             "preset": s.preset,
             "calculator": s.calculator,
+            "pot_fname": s.pot_fname,
             "md_args": s.md_args,
             "select_args": s.select_args,
             "train_args": s.train_args,
@@ -296,6 +297,7 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
         )
     if s.fresh_potential and progress.iterations:
         await train(workflow, s, progress, [], {"stage": "fresh", "iteration": 0}, fresh=True)
+    validation = await validate(workflow, s, progress, converged)
     summary = {
         "converged": converged,
         "why": why,
@@ -304,10 +306,29 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
         "reference_calls": progress.reference_calls,
         "iterations": progress.iterations,
         "wall_s": round(time.time() - t0, 1),
+        "validation": validation,
     }
     workflow.update_summary(**summary)
     print_summary(summary)
     return summary
+
+
+async def validate(
+    workflow: Any, s: Any, progress: Progress, converged: bool | None
+) -> dict[str, Any] | None:
+    """Stage 4: the validation suite with the final potential and the reference, and the
+    held-out errors of every potential (autopot.validation). Only a converged workflow is
+    validated: an unconverged potential is not the result, and its verdict would mislead."""
+    if not s.validate or s.validation_suite_loaded is None:
+        if s.validate and s.validation_skip:
+            workflow.log(s.validation_skip)
+        return {"skipped": s.validation_skip or "--no-validate"}
+    if not converged or not progress.iterations:
+        workflow.log("validation: skipped (the active learning did not converge)")
+        return {"skipped": "not converged"}
+    from autopot.validation.validate import summary_part, validation_stage
+
+    return summary_part(await validation_stage(workflow, s, progress))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -331,6 +352,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         False: f"NOT converged ({summary.get('why')})",
         None: "no convergence criterion (no MD stage)",
     }[summary["converged"]]
+    validation = summary.get("validation") or {}
+    if validation.get("rows"):
+        from autopot.validation.table import text_lines
+
+        lines += ["", f"  Validation of {validation['potential']} against the reference"]
+        lines += [f"  {line}" for line in text_lines(validation["rows"])]
+        state += f", {validation['text']}"
     lines += [
         f"  {state}; {summary['reference_calls']} reference calculations; {summary['wall_s']} s",
         f"  potential:    {summary['potential']}",

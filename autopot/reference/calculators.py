@@ -22,6 +22,7 @@ run of a workflow (``train.6``: its pot.mtp and atom types) or a ``.mtp`` file.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,9 +125,29 @@ def _mtp(spec: dict[str, Any], kwargs: dict[str, Any]) -> BaseCalculator:
     except AutopotError as exc:
         raise AutopotError(exc.message, file=exc.file or pot, field=field) from None
     try:
-        return MTP(data, engine="cext", mode="run", **kwargs)
+        return _resizable(MTP)(data, engine="cext", mode="run", **kwargs)
     except TypeError as exc:
         raise AutopotError(f"bad arguments for mtp: {exc}", field="calculator.kwargs") from None
+
+
+@functools.cache
+def _resizable(mtp_class: type) -> type:
+    """motep's MTP keeps a neighbour list sized for the first structure it saw, so one
+    calculator used on a relaxed cell and then on its supercell (phonons, stacking faults)
+    failed with "Wrong number of cutoff radii"; a new one is built when the atoms change."""
+
+    class ResizableMTP(mtp_class):
+        def calculate(
+            self, atoms: Any = None, properties: Any = None, system_changes: Any = None
+        ) -> None:
+            from ase.calculators.calculator import all_changes
+
+            changes = all_changes if system_changes is None else system_changes
+            if "numbers" in changes:
+                self.engine.neighbor_list = None
+            super().calculate(atoms, properties or ["energy"], changes)
+
+    return ResizableMTP
 
 
 def resolve_spec(

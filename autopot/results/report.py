@@ -93,12 +93,22 @@ COLUMNS: dict[str, list[Column]] = {
         ("max", "max", ".4g"),
         ("recorded_rmse", "recorded RMSE", ".4g"),
     ],
+    "validation": [
+        ("property", "property", "s"),
+        ("unit", "unit", "s"),
+        ("value", "MTP", ".4g"),
+        ("reference", "reference", ".4g"),
+        ("rel_err_pct", "rel. error %", ".2f"),
+        ("tolerance", "tolerance", "s"),
+        ("pass", "pass", "s"),
+    ],
 }
 TABLE_TITLES = {
     "iterations": "Iterations (one row per train run)",
     "selection": "Selection (select and md_select runs)",
     "tasks": "Tasks (wall time of FINISHED runs)",
     "parity": "Parity of the last potential on its training set",
+    "validation": "Validation against the reference (autopot.validation; the paper's Table 2)",
 }
 
 
@@ -164,6 +174,11 @@ def build_report(
         "grades": lambda p: _plot_grades(grade_sets, p),
         "walltime": lambda p: _plot_walltime(walls, p),
     }
+    from autopot.validation import figures as validation_figures
+
+    validation = validation_figures.load(records)
+    report.tables["validation"] = validation_figures.table_rows(validation)
+    plots.update(validation_figures.plots(records, validation))
     for name, plot in plots.items():
         path = out_dir / f"{name}.png"
         try:
@@ -892,7 +907,7 @@ def render_html(report: Report) -> str:
         parts.append(f"<h2>{esc(title)}</h2>")
         parts.append(_html_table(rows, COLUMNS[name]) if rows else "<p>(none)</p>")
     parts.append("<h2>Figures</h2>")
-    for name in FIGURES:
+    for name in [*FIGURES, *(n for n in [*report.figures, *report.skipped] if n not in FIGURES)]:
         if name in report.figures:
             data = base64.b64encode(report.figures[name].read_bytes()).decode("ascii")
             parts.append(
