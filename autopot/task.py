@@ -171,7 +171,7 @@ class TaskContext:
 
         try:
             self.store.transact(apply, note=f"{self.label}: push")
-        except StoreError as exc:
+        except Exception as exc:  # noqa: BLE001 - server gone, its disk full: keep them
             log.warning("%s: pushes kept for the outcome file: %s", self.label, exc)
             return
         self._pending = []
@@ -206,7 +206,7 @@ class TaskContext:
             )
         try:
             self.set_state(State.RUNNING, host=socket.gethostname())
-        except StoreError as exc:  # the executor reports RUNNING too; go on offline
+        except Exception as exc:  # noqa: BLE001 - the executor reports RUNNING too; go on offline
             log.warning("%s: running offline: %s", self.label, exc)
             self._go_offline()
         return self
@@ -239,7 +239,7 @@ class TaskContext:
                 lambda root: apply_outcome(self._run(), outcome),
                 note=f"{self.label}: {state.value}",
             )
-        except StoreError as exc:
+        except Exception as exc:  # noqa: BLE001 - unreachable, disk full: the file has it
             log.warning(
                 "%s: %s is in %s; the orchestrator will record it (%s)",
                 self.label,

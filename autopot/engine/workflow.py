@@ -283,9 +283,11 @@ class Workflow:
 
     # ------------------------------------------------------------------ submission
     def _marker(self, view: RunView) -> dict[str, Any]:
+        access = self.require_engine().executor_for(view.task).db_access
         return {
             "workflow_dir": str(self.directory),
-            "db_address": self.store.description if self.store.zeo else "",
+            "db_address": self.store.description if self.store.zeo and access == "socket" else "",
+            "db": access,
             "task": view.task,
             "run_id": view.id,
             "run_name": self.run_name,
@@ -329,9 +331,13 @@ class Workflow:
 
         claimed = self.store.transact(claim, note="claim runs")
         by_executor: dict[int, tuple[Any, list[RunSpec]]] = {}
-        env_base = {"AUTOPOT_DB_ADDRESS": self.store.description if self.store.zeo else ""}
+        socket_address = self.store.description if self.store.zeo else ""
         for view, run_dir, attempt in claimed:
             executor = engine.executor_for(view.task)
+            # tasks without database access get no address at all (not even the socket)
+            env_base = {
+                "AUTOPOT_DB_ADDRESS": socket_address if executor.db_access == "socket" else ""
+            }
             spec = RunSpec(
                 task=view.task,
                 run_id=view.id,

@@ -65,6 +65,11 @@ class Executor(abc.ABC):
     """Base class: one instance per orchestrator, shared by the task types that use it."""
 
     name: str = "base"
+    #: How this executor's tasks reach the database: ``"socket"`` (the workflow's Unix
+    #: socket: same host), ``"none"`` (no connection: the task's outcome file is ingested
+    #: by the orchestrator; any host sharing the run directory), ``"tcp"`` (ZEO over TCP
+    #: with mutual TLS, the address in the job environment).
+    db_access: str = "socket"
 
     def __init__(self, report: Report, **options: Any):
         self.report = report

@@ -170,6 +170,7 @@ class SlurmExecutor(Executor):
         command_timeout: float = 60.0,
         db_address: str | None = None,
         tls: dict[str, str] | None = None,
+        db: str | None = None,
         **options: Any,
     ):
         if options:
@@ -177,7 +178,7 @@ class SlurmExecutor(Executor):
             raise ExecutorError(
                 f"unknown option {key!r} of the slurm executor (known: poll_interval, max_poll_interval, "
                 "backoff, max_array_size, retries, slurm_options, sbatch, squeue, scontrol, sacct, scancel, "
-                "command_timeout, db_address, tls)",
+                "command_timeout, db, db_address, tls)",
                 field=f"executor.{key}",
             )
         super().__init__(report)
@@ -206,6 +207,17 @@ class SlurmExecutor(Executor):
         }
         self.command_timeout = command_timeout
         self.job_env = _db_env(db_address, tls)
+        # default: no database connection from compute nodes (outcome files are ingested
+        # by the orchestrator); "socket" keeps the old single-host behaviour; a db_address
+        # means ZEO over TCP with mutual TLS
+        if db is None:
+            db = "tcp" if db_address else "none"
+        if db not in ("none", "socket", "tcp") or (db == "tcp") != bool(db_address):
+            raise ExecutorError(
+                "expected none (default), socket, or tcp with db_address and tls",
+                field="executor.db",
+            )
+        self.db_access = db
         self.stats = SlurmStats()
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self._jobs: dict[str, _Job] = {}  # label -> job in flight
