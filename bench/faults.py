@@ -64,12 +64,24 @@ def autopot_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "autopot.cli", *args]
 
 
+def demo_flags() -> list[str]:
+    """``--preset cu-quick``, without the validation stage when the orchestrator has one:
+    the faults are about the active-learning loop, and validation doubles a trial's time."""
+    proc = subprocess.run(
+        autopot_cmd("orchestrator", "start", "-c", str(REPO / "motoko.yaml"), "--help"),
+        capture_output=True,
+        text=True,
+    )
+    return ["--preset", "cu-quick"] + (["--no-validate"] if "--no-validate" in proc.stdout else [])
+
+
+FLAGS: list[str] = []
+
+
 def start(demo: Path, out: Path) -> subprocess.Popen[bytes]:
     with open(out, "ab") as fh:
         return subprocess.Popen(
-            autopot_cmd(
-                "orchestrator", "start", "-c", str(demo / "motoko.yaml"), "--preset", "cu-quick"
-            ),
+            autopot_cmd("orchestrator", "start", "-c", str(demo / "motoko.yaml"), *FLAGS),
             cwd=demo,
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -314,6 +326,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     rng = random.Random(args.seed)
+    FLAGS[:] = demo_flags()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="autopot-faults-"))
     base.mkdir(parents=True, exist_ok=True)
     totals = {
