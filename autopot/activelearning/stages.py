@@ -326,7 +326,7 @@ async def validate(
     if not converged or not progress.iterations:
         workflow.log("validation: skipped (the active learning did not converge)")
         return {"skipped": "not converged"}
-    from autopot.validation.validate import summary_part, validation_stage
+    from autopot.validation.api import summary_part, validation_stage
 
     return summary_part(await validation_stage(workflow, s, progress))
 

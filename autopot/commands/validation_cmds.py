@@ -53,8 +53,8 @@ def validate(
 ) -> None:
     """Validate a potential against the workflow's reference (recorded simulations; the
     reference side is recalled from the store when already computed)."""
+    from autopot.validation.api import validate as run
     from autopot.validation.table import text_lines
-    from autopot.validation.validate import validate as run
 
     result = run(
         workflow_dir,

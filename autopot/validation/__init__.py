@@ -17,7 +17,7 @@ __all__ = ["validate", "load_suite", "benchmark"]
 def __getattr__(name: str) -> Any:
     """Lazy: importing the package loads neither ASE nor the engine."""
     if name == "validate":
-        from autopot.validation.validate import validate
+        from autopot.validation.api import validate
 
         return validate
     if name == "load_suite":

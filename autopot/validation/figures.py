@@ -20,7 +20,7 @@ DPI = 110
 
 def load(records: WorkflowRecords) -> dict[str, Any] | None:
     """The workflow run's validation: the file the stage (or ``autopot validate``) wrote."""
-    from autopot.validation.validate import latest_result, results_path
+    from autopot.validation.api import latest_result, results_path
 
     part = records.summary.get("validation") or {}
     if part.get("potential"):

@@ -129,7 +129,7 @@ def rank_key(entry: dict[str, Any]) -> tuple[int, float, str]:
 
 def write(board: dict[str, Any], out: Path) -> None:
     from autopot.atomic import atomic_write_text
-    from autopot.validation.validate import _jsonable
+    from autopot.validation.api import _jsonable
 
     atomic_write_text(out / "leaderboard.json", json.dumps(_jsonable(board), indent=1) + "\n")
     figure = out / "leaderboard_errors.png"
