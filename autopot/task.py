@@ -236,7 +236,7 @@ class TaskContext:
             return
         try:
             self.store.transact(
-                lambda root: apply_outcome(self._run(), outcome),
+                lambda root: apply_outcome(self._run(), outcome, by="task"),
                 note=f"{self.label}: {state.value}",
             )
         except Exception as exc:  # noqa: BLE001 - unreachable, disk full: the file has it

@@ -78,6 +78,7 @@ class Engine:
         self.progress_interval = float(os.environ.get("AUTOPOT_PROGRESS_S", "30"))
         self.measure_latency = False
         self._pending_starts: list[Executor] = []
+        self._gateways: dict[tuple[str, int], Any] = {}
         # database outage: when it began (monotonic), how often it is reported
         self.db_down_since: float | None = None
         self._db_reported = 0.0
@@ -127,9 +128,24 @@ class Engine:
         if executor is None:
             options = {k: v for k, v in spec.items() if k != "name"}
             executor = executor_class(spec["name"])(self.report, **options)
+            serve = getattr(executor, "serve_tls", None)
+            if serve is not None:  # ZEO over mutual TLS for its jobs, served from here
+                executor.job_env.update(self.tls_gateway(*serve).job_env())
             self._executors[key] = executor
             self._pending_starts.append(executor)
         return executor
+
+    def tls_gateway(self, host: str, port: int) -> Any:
+        """The workflow's TCP+TLS gateway to its ZEO socket (one per orchestrator)."""
+        from autopot.store.database import WorkflowPaths
+        from autopot.store.tls_gateway import TLSGateway
+
+        gateway = self._gateways.get((host, port))
+        if gateway is None:
+            paths = WorkflowPaths(self.workflow.directory)
+            gateway = TLSGateway(paths.db_dir, paths.socket, host, port).start()
+            self._gateways[(host, port)] = gateway
+        return gateway
 
     # ------------------------------------------------------------------ runs
     def track(self, view: RunView) -> Handle:
@@ -479,6 +495,8 @@ class Engine:
         await asyncio.gather(*self._callbacks, return_exceptions=True)
         for executor in self._executors.values():
             await executor.close()
+        for gateway in self._gateways.values():
+            gateway.stop()
         if self._outcomes and self.db_connected():  # flush what executors reported last
             self._process()  # (with the database gone they wait for the next start)
 

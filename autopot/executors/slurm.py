@@ -171,6 +171,8 @@ class SlurmExecutor(Executor):
         db_address: str | None = None,
         tls: dict[str, str] | None = None,
         db: str | None = None,
+        db_host: str | None = None,
+        db_port: int = 0,
         **options: Any,
     ):
         if options:
@@ -178,7 +180,7 @@ class SlurmExecutor(Executor):
             raise ExecutorError(
                 f"unknown option {key!r} of the slurm executor (known: poll_interval, max_poll_interval, "
                 "backoff, max_array_size, retries, slurm_options, sbatch, squeue, scontrol, sacct, scancel, "
-                "command_timeout, db, db_address, tls)",
+                "command_timeout, db, db_host, db_port, db_address, tls)",
                 field=f"executor.{key}",
             )
         super().__init__(report)
@@ -212,11 +214,23 @@ class SlurmExecutor(Executor):
         # means ZEO over TCP with mutual TLS
         if db is None:
             db = "tcp" if db_address else "none"
-        if db not in ("none", "socket", "tcp") or (db == "tcp") != bool(db_address):
+        if db not in ("none", "socket", "tcp", "tls") or (db == "tcp") != bool(db_address):
             raise ExecutorError(
-                "expected none (default), socket, or tcp with db_address and tls",
+                "expected none (default), socket, tls (served by the orchestrator), "
+                "or tcp with db_address and tls",
                 field="executor.db",
             )
+        if not isinstance(db_port, int) or not 0 <= db_port < 65536:
+            raise ExecutorError(
+                "expected a port number (0: any free port)", field="executor.db_port"
+            )
+        #: (host, port) the orchestrator serves the database on for these jobs (db: tls)
+        self.serve_tls: tuple[str, int] | None = None
+        if db == "tls":
+            import socket as _socket
+
+            self.serve_tls = (db_host or _socket.gethostbyname(_socket.gethostname()), db_port)
+            db = "tcp"
         self.db_access = db
         self.stats = SlurmStats()
         self.user = pwd.getpwuid(os.getuid()).pw_name

@@ -148,16 +148,19 @@ def ingested(run: Any, outcome: dict[str, Any]) -> bool:
     return bool(run.extra.get("outcome_key") == outcome["key"])
 
 
-def apply_outcome(run: Any, outcome: dict[str, Any], *, exit_code: int | None = None) -> bool:
+def apply_outcome(
+    run: Any, outcome: dict[str, Any], *, exit_code: int | None = None, by: str = "orchestrator"
+) -> bool:
     """Ingest ``outcome`` into ``run`` inside the caller's transaction; idempotent.
 
     Returns True when the run changed. A run that already ended (FINISHED, or FAILED or
     CANCELLED by someone else) keeps its state; the key is still recorded so the file is
-    never ingested again.
+    never ingested again. ``by`` (``task`` or ``orchestrator``) is recorded as
+    ``extra["outcome_by"]``: whether the result came through a live connection.
     """
     if ingested(run, outcome):
         return False
-    extra = {**run.extra, "outcome_key": outcome["key"]}
+    extra = {**run.extra, "outcome_key": outcome["key"], "outcome_by": by}
     if run.state in TERMINAL:
         run.extra = extra
         return False

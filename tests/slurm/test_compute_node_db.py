@@ -108,3 +108,32 @@ def test_mode_a_no_database_access_from_jobs(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     markers = _check(motoko, ns_addr)
     assert all(m["db"] == "none" and not m["db_address"] for m in markers)
+    with open_store(motoko.parent / "autopot-workflow", read_only=True) as store:
+        runs = [*store.root.task_types["work"].runs.values()]
+        assert {r.extra.get("outcome_by") for r in runs} == {"orchestrator"}  # from the files
+
+
+def test_mode_b_zeo_over_mutual_tls_served_by_the_orchestrator(
+    slurm: None, netns: tuple[str, str, str], tmp_path: Path
+) -> None:
+    pytest.importorskip("cryptography")
+    ns, host_addr, ns_addr = netns
+    motoko = _workflow(
+        tmp_path,
+        ns,
+        f"executor: {{name: slurm, poll_interval: 0.3, db: tls, db_host: {host_addr}}}",
+    )
+    proc = _run(motoko)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"database served to compute nodes on {host_addr}:" in proc.stderr
+    markers = _check(motoko, ns_addr)
+    assert all(m["db"] == "tcp" and not m["db_address"] for m in markers)
+    wf = motoko.parent / "autopot-workflow"
+    with open_store(wf, read_only=True) as store:  # every result came over the live connection
+        runs = [*store.root.task_types["work"].runs.values()]
+        runs += [*store.root.task_types["collect"].runs.values()]
+        assert {r.extra.get("outcome_by") for r in runs} == {"task"}
+    tls = wf / "db" / "tls"
+    assert oct(tls.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in tls.iterdir())
+    assert not (tls / "address.json").exists()  # removed when the orchestrator ends
