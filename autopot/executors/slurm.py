@@ -173,6 +173,7 @@ class SlurmExecutor(Executor):
         db: str | None = None,
         db_host: str | None = None,
         db_port: int = 0,
+        max_queued: int | None = None,
         **options: Any,
     ):
         if options:
@@ -180,7 +181,7 @@ class SlurmExecutor(Executor):
             raise ExecutorError(
                 f"unknown option {key!r} of the slurm executor (known: poll_interval, max_poll_interval, "
                 "backoff, max_array_size, retries, slurm_options, sbatch, squeue, scontrol, sacct, scancel, "
-                "command_timeout, db, db_host, db_port, db_address, tls)",
+                "command_timeout, db, db_host, db_port, db_address, tls, max_queued)",
                 field=f"executor.{key}",
             )
         super().__init__(report)
@@ -189,6 +190,12 @@ class SlurmExecutor(Executor):
                 "need 0 < poll_interval <= max_poll_interval and backoff >= 1",
                 field="executor.poll_interval",
             )
+        if max_queued is not None and (not isinstance(max_queued, int) or max_queued < 1):
+            raise ExecutorError("expected a positive integer", field="executor.max_queued")
+        #: at most this many of this workflow's jobs (array tasks count one each) are in
+        #: SLURM's queue at once (sites cap it: MaxSubmitJobs); the rest wait here
+        self.max_queued = max_queued
+        self._backlog: list[RunSpec] = []
         if not isinstance(max_array_size, int) or max_array_size < 1:
             raise ExecutorError("expected a positive integer", field="executor.max_array_size")
         if retries is not None and (not isinstance(retries, int) or retries < 0):
@@ -312,7 +319,8 @@ class SlurmExecutor(Executor):
     async def submit(self, specs: list[RunSpec]) -> list[str]:
         await self.start()
         # 1. validate everything before anything is submitted
-        lines = {spec.label: self._lines(spec) for spec in specs}
+        for spec in specs:
+            self._lines(spec)  # raises, naming the task and the option
         for spec in specs:
             if any(c in str(spec.run_dir) for c in "\n\r"):
                 raise ExecutorError(
@@ -323,13 +331,26 @@ class SlurmExecutor(Executor):
         in_doubt = [s for s in specs if read_intent(s.run_dir).get("open")]
         if in_doubt:
             ids.update(await self.reconcile(in_doubt))
-        # 3. group the rest by identical options and environment; one sbatch per array
+        rest = [spec for spec in specs if spec.label not in ids]
+        # 3. beyond the queue cap, runs wait in the backlog (id "" until they are queued)
+        if self.max_queued is not None:
+            free = max(self.max_queued - len(self._jobs), 0) if not self._backlog else 0
+            for spec in rest[free:]:
+                ids[spec.label] = ""
+            self._backlog.extend(rest[free:])
+            rest = rest[:free]
+        # 4. group the rest by identical options and environment; one sbatch per array
+        for job in await self._submit_now(rest):
+            ids[job.label] = job.job_id
+        self._kick()
+        return [ids[spec.label] for spec in specs]
+
+    async def _submit_now(self, specs: list[RunSpec]) -> list[_Job]:
+        """sbatch ``specs`` (grouped into arrays); all or nothing."""
         groups: dict[tuple[Any, ...], list[RunSpec]] = {}
         for spec in specs:
-            if spec.label in ids:
-                continue
             env = tuple(sorted((k, v) for k, v in spec.env.items() if k != "AUTOPOT_RUN_DIR"))
-            groups.setdefault((tuple(lines[spec.label]), env), []).append(spec)
+            groups.setdefault((tuple(self._lines(spec)), env), []).append(spec)
         submitted: list[_Job] = []
         try:
             for (group_lines, _), members in groups.items():
@@ -340,10 +361,27 @@ class SlurmExecutor(Executor):
             await self._undo(submitted)  # raising means nothing was submitted
             raise
         for job in submitted:
-            ids[job.label] = job.job_id
             self._jobs[job.label] = job
-        self._kick()
-        return [ids[spec.label] for spec in specs]
+        return submitted
+
+    async def _drain_backlog(self) -> None:
+        """Queue waiting runs as far as the cap allows (after a job of ours ended)."""
+        while self._backlog and self.max_queued is not None:
+            free = self.max_queued - len(self._jobs)
+            if free <= 0:
+                return
+            chunk, self._backlog = self._backlog[:free], self._backlog[free:]
+            try:
+                jobs = await self._submit_now(chunk)
+            except ExecutorError as exc:
+                for spec in chunk:
+                    await self.emit(
+                        Outcome(spec.label, State.FAILED, cause=f"submission failed: {exc}")
+                    )
+                continue
+            for job in jobs:
+                await self.emit(Outcome(job.label, State.SUBMITTED, executor_id=job.job_id))
+            self._kick()
 
     def _lines(self, spec: RunSpec) -> list[str]:
         options = spec.run_params.get("slurm_options") or {}
@@ -557,6 +595,13 @@ class SlurmExecutor(Executor):
 
     # ------------------------------------------------------------------ cancel
     async def cancel(self, labels: list[str]) -> None:
+        waiting = [spec for spec in self._backlog if spec.label in labels]
+        if waiting:
+            self._backlog = [spec for spec in self._backlog if spec.label not in labels]
+            for spec in waiting:
+                await self.emit(
+                    Outcome(spec.label, State.CANCELLED, cause="cancelled before submission")
+                )
         jobs = [self._jobs[label] for label in labels if label in self._jobs]
         self._cancelled.update(labels)
         if not jobs:
@@ -759,6 +804,8 @@ class SlurmExecutor(Executor):
         update_intent(job.run_dir, open=False, ended=job.state, job_id=job.job_id)
         job.done.set()
         await self.emit(outcome)
+        if self._backlog:
+            await self._drain_backlog()
 
 
 class _Timeout(ExecutorError):
