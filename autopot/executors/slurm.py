@@ -69,6 +69,7 @@ from autopot.executors.base import (
     Executor,
     Outcome,
     RunSpec,
+    exit_cause,
     read_exit_file,
     tail,
 )
@@ -81,6 +82,7 @@ from autopot.executors.intent import (
 )
 from autopot.executors.slurm_script import (
     ARRAY_SCRIPT_NAME,
+    GROUP_FILE,
     RUN_LIST,
     SCRIPT_NAME,
     batch_script,
@@ -137,6 +139,7 @@ class _Job:
     state: str = "PENDING"
     running: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    grouped: bool = False  # shares its array task with other runs (group_size)
 
 
 @dataclass
@@ -174,6 +177,7 @@ class SlurmExecutor(Executor):
         db_host: str | None = None,
         db_port: int = 0,
         max_queued: int | None = None,
+        group_size: int = 1,
         **options: Any,
     ):
         if options:
@@ -181,7 +185,7 @@ class SlurmExecutor(Executor):
             raise ExecutorError(
                 f"unknown option {key!r} of the slurm executor (known: poll_interval, max_poll_interval, "
                 "backoff, max_array_size, retries, slurm_options, sbatch, squeue, scontrol, sacct, scancel, "
-                "command_timeout, db, db_host, db_port, db_address, tls, max_queued)",
+                "command_timeout, db, db_host, db_port, db_address, tls, max_queued, group_size)",
                 field=f"executor.{key}",
             )
         super().__init__(report)
@@ -196,6 +200,10 @@ class SlurmExecutor(Executor):
         #: SLURM's queue at once (sites cap it: MaxSubmitJobs); the rest wait here
         self.max_queued = max_queued
         self._backlog: list[RunSpec] = []
+        if not isinstance(group_size, int) or group_size < 1:
+            raise ExecutorError("expected a positive integer", field="executor.group_size")
+        #: runs packed into one array task (one allocation runs them one after another)
+        self.group_size = group_size
         if not isinstance(max_array_size, int) or max_array_size < 1:
             raise ExecutorError("expected a positive integer", field="executor.max_array_size")
         if retries is not None and (not isinstance(retries, int) or retries < 0):
@@ -334,7 +342,7 @@ class SlurmExecutor(Executor):
         rest = [spec for spec in specs if spec.label not in ids]
         # 3. beyond the queue cap, runs wait in the backlog (id "" until they are queued)
         if self.max_queued is not None:
-            free = max(self.max_queued - len(self._jobs), 0) if not self._backlog else 0
+            free = self._free_runs() if not self._backlog else 0
             for spec in rest[free:]:
                 ids[spec.label] = ""
             self._backlog.extend(rest[free:])
@@ -354,8 +362,9 @@ class SlurmExecutor(Executor):
         submitted: list[_Job] = []
         try:
             for (group_lines, _), members in groups.items():
-                for start in range(0, len(members), self.max_array_size):
-                    chunk = members[start : start + self.max_array_size]
+                step = self.max_array_size * self.group_size
+                for start in range(0, len(members), step):
+                    chunk = members[start : start + step]
                     submitted.extend(await self._sbatch(chunk, list(group_lines)))
         except BaseException:
             await self._undo(submitted)  # raising means nothing was submitted
@@ -364,10 +373,16 @@ class SlurmExecutor(Executor):
             self._jobs[job.label] = job
         return submitted
 
+    def _free_runs(self) -> int:
+        """How many more runs fit under ``max_queued`` (jobs, each holding group_size runs)."""
+        assert self.max_queued is not None
+        queued = len({job.job_id for job in self._jobs.values()})
+        return max(self.max_queued - queued, 0) * self.group_size
+
     async def _drain_backlog(self) -> None:
         """Queue waiting runs as far as the cap allows (after a job of ours ended)."""
         while self._backlog and self.max_queued is not None:
-            free = self.max_queued - len(self._jobs)
+            free = self._free_runs()
             if free <= 0:
                 return
             chunk, self._backlog = self._backlog[:free], self._backlog[free:]
@@ -403,8 +418,15 @@ class SlurmExecutor(Executor):
             submit_dir.mkdir(parents=True, exist_ok=True)
             (submit_dir / RUN_LIST).write_text("".join(f"{s.run_dir.resolve()}\n" for s in chunk))
             script_name, log_pattern = ARRAY_SCRIPT_NAME, "slurm-%A_%a.out"
+        group = self.group_size if len(chunk) > 1 else 1
+        if group > 1:
+            (submit_dir / GROUP_FILE).write_text(f"{group}\n")
         script = submit_dir / script_name
-        script.write_text(batch_script(lines, job_name=name, token=token, log_pattern=log_pattern))
+        script.write_text(
+            batch_script(
+                lines, job_name=name, token=token, log_pattern=log_pattern, grouped=group > 1
+            )
+        )
         # The intent is on disk before sbatch runs: a crash from here on is recoverable.
         for index, spec in enumerate(chunk):
             (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
@@ -414,7 +436,7 @@ class SlurmExecutor(Executor):
                 {
                     "open": True,
                     "token": token,
-                    "index": index if len(chunk) > 1 else None,
+                    "index": index // group if len(chunk) > 1 else None,
                     "job_name": name,
                     "script": str(script),
                     "attempt": spec.attempt,
@@ -423,7 +445,7 @@ class SlurmExecutor(Executor):
             )
         args = ["--parsable"]
         if len(chunk) > 1:
-            args.append(f"--array=0-{len(chunk) - 1}")
+            args.append(f"--array=0-{(len(chunk) - 1) // group}")
         args.append(script_name)
         env = {
             **os.environ,
@@ -457,7 +479,7 @@ class SlurmExecutor(Executor):
             )
         jobs = []
         for index, spec in enumerate(chunk):
-            jid = f"{job_id}_{index}" if len(chunk) > 1 else job_id
+            jid = f"{job_id}_{index // group}" if len(chunk) > 1 else job_id
             jobs.append(
                 _Job(
                     spec.label,
@@ -466,6 +488,7 @@ class SlurmExecutor(Executor):
                     spec.attempt,
                     token,
                     raw_id="" if len(chunk) > 1 else job_id,
+                    grouped=group > 1,
                 )
             )
             update_intent(spec.run_dir, job_id=jid)
@@ -606,7 +629,7 @@ class SlurmExecutor(Executor):
         self._cancelled.update(labels)
         if not jobs:
             return
-        code, _, err = await self._run("scancel", *[j.job_id for j in jobs])
+        code, _, err = await self._run("scancel", *sorted({j.job_id for j in jobs}))
         if code != 0:
             log.warning("scancel: %s", err.strip())
         self._kick()
@@ -740,6 +763,28 @@ class SlurmExecutor(Executor):
         if exit_code is None or (exit_code == 0 and sig is None and from_file not in (None, 0)):
             exit_code = from_file
         where = f"SLURM job {job.job_id}"
+        if job.grouped and state != "CANCELLED":
+            # the array task's status is the group's; each run's own is in its exit file
+            if from_file == 0:
+                return Outcome(job.label, State.FINISHED, exit_code=0, executor_id=job.job_id)
+            if from_file is not None:
+                cause, retry = exit_cause(from_file)
+                last = tail(job.run_dir / STDERR, lines=1)
+                return Outcome(
+                    job.label,
+                    State.FAILED,
+                    exit_code=from_file,
+                    cause=f"{where}: {cause}" + (f": {last}" if last and not retry else ""),
+                    executor_id=job.job_id,
+                    retry=retry,
+                )
+            if state == "COMPLETED":
+                return Outcome(
+                    job.label,
+                    State.FAILED,
+                    cause=f"{where} ended before this run of its group started",
+                    executor_id=job.job_id,
+                )
         if state == "COMPLETED":
             return Outcome(
                 job.label, State.FINISHED, exit_code=exit_code or 0, executor_id=job.job_id

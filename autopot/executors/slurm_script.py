@@ -155,7 +155,30 @@ exec {shlex.join(TASK_COMMAND)} >>{STDOUT} 2>>{STDERR}
 """
 
 
-def batch_script(lines: list[str], *, job_name: str, token: str, log_pattern: str) -> str:
+#: Packed short tasks (``group_size``): array task k runs lines k*g+1 .. k*g+g of the
+#: run list one after the other, each exactly as a job of its own would (its exit code in
+#: its own ``.autopot_exit``); g is read from a file beside the list, never spliced in.
+GROUP_FILE = "group_size"
+_GROUP_BODY = f"""\
+set -u
+g=$(cat "$SLURM_SUBMIT_DIR/{GROUP_FILE}")
+first=$((SLURM_ARRAY_TASK_ID * g + 1))
+sed -n "${{first}},$((first + g - 1))p" "$SLURM_SUBMIT_DIR/{RUN_LIST}" | while IFS= read -r dir; do
+  (
+    cd "$dir" || {{ echo "autopot: run directory '$dir' not found" >&2; exit 97; }}
+    AUTOPOT_RUN_DIR=$PWD
+    export AUTOPOT_RUN_DIR
+    rm -f {EXIT_FILE} {PID_FILE}
+    exec {shlex.join(TASK_COMMAND)} >>{STDOUT} 2>>{STDERR}
+  )
+done
+exit 0
+"""
+
+
+def batch_script(
+    lines: list[str], *, job_name: str, token: str, log_pattern: str, grouped: bool = False
+) -> str:
     """The whole batch script: validated option lines, autopot's own lines, constant body."""
     head = [
         "#!/bin/sh",
@@ -165,7 +188,7 @@ def batch_script(lines: list[str], *, job_name: str, token: str, log_pattern: st
         "#SBATCH --export=ALL",
         *[line for line in lines if not line.startswith("#SBATCH --job-name=")],
     ]
-    return "\n".join(head) + "\n" + _BODY
+    return "\n".join(head) + "\n" + (_GROUP_BODY if grouped else _BODY)
 
 
 def job_name(lines: list[str], default: str, token: str) -> str:

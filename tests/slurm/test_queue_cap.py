@@ -43,3 +43,25 @@ def test_a_queue_cap_of_5_with_50_tasks(slurm: None, tmp_path: Path) -> None:
     seen_max, finished = asyncio.run(scenario())
     assert finished == 50
     assert 1 <= seen_max <= 5
+
+
+def test_50_short_tasks_with_group_size_10_use_5_jobs(slurm: None, tmp_path: Path) -> None:
+    async def scenario() -> tuple[set[str], list[str], dict[str, int]]:
+        h = Harness(group_size=10, poll_interval=0.2, max_poll_interval=0.5)
+        bodies = ["echo ok"] * 50
+        bodies[13] = "echo bad >&2; exit 3"  # one run of a group fails: only it
+        specs = make_runs(tmp_path, "select", bodies)
+        ids = await h.executor.submit(specs)
+        labels = [s.label for s in specs]
+        await h.wait_final(labels, timeout=120)
+        await h.executor.close()
+        states = [h.final(label).state for label in labels]  # type: ignore[union-attr]
+        codes = {label: h.final(label).exit_code for label in labels}  # type: ignore[union-attr]
+        return set(ids), states, codes
+
+    ids, states, codes = asyncio.run(scenario())
+    assert len(ids) == 5 and len({i.split("_")[0] for i in ids}) == 1  # one sbatch, 5 tasks
+    assert states.count("FINISHED") == 49 and states[13] == "FAILED"
+    assert codes["select.14"] == 3
+    for i in range(1, 51):  # every run ran once, in its own directory
+        assert (tmp_path / "runs" / "select" / str(i) / ".autopot_exit").exists()
