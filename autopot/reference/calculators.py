@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 _BUILTIN = ("emt", "eam", "vasp", "mtp")
 _FILE_FIELD = {"eam": "potential", "vasp": "incar", "mtp": "potential"}
-_RESERVED = ("calculator", "kwargs", "pot_fname", "potential", "incar")
+_RESERVED = ("calculator", "kwargs", "pot_fname", "potential", "incar", "mpi")
 #: spec keys that name input files (their sha256 is part of a simulation's identity)
 FILE_FIELDS = ("potential", "pot_fname", "incar")
 
@@ -320,8 +321,9 @@ def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> Base
                 field=field,
             )
     settings = {k: v for k, v in spec.items() if k not in _RESERVED}
+    command = mpi_command(spec.get("mpi"))
     try:
-        calc = Vasp(directory=str(directory))
+        calc = Vasp(directory=str(directory), **({"command": command} if command else {}))
         calc.read_incar(str(incar))
     except Exception as exc:  # noqa: BLE001 - ASE raises Key/Index/ValueError for a bad INCAR
         raise AutopotError(f"cannot read INCAR: {exc}", file=incar, field=field) from None
@@ -334,6 +336,55 @@ def _vasp(spec: dict[str, Any], directory: Path, kwargs: dict[str, Any]) -> Base
                 f"rejected by ase's Vasp: {exc}", field=f"calculator.{where}"
             ) from None
     return calc
+
+
+_LAUNCHERS = ("srun", "mpirun", "mpiexec")
+
+
+def mpi_command(mpi: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """VASP's MPI launch line from the spec's ``mpi`` mapping (None: ASE's default,
+    ``ASE_VASP_COMMAND``): ``{launcher: srun|mpirun|mpiexec, ntasks: N, executable: vasp_std}``.
+
+    ``ntasks`` defaults to the job's ``$SLURM_NTASKS`` (what ``slurm_options.ntasks`` asked
+    for), ``executable`` to ``$VASP_EXECUTABLE`` or ``vasp_std``. Every part is checked and
+    the line is quoted, so no spec value is ever interpreted by the shell ASE runs it in.
+    """
+    import os
+    import re
+    import shlex
+
+    if mpi is None:
+        return None
+    if not isinstance(mpi, dict):
+        raise AutopotError(f"expected a mapping, got {type(mpi).__name__}", field="calculator.mpi")
+    env = os.environ if environ is None else environ
+    unknown = sorted(set(mpi) - {"launcher", "ntasks", "executable"})
+    if unknown:
+        raise AutopotError(
+            "unknown key (launcher, ntasks, executable)", field=f"calculator.mpi.{unknown[0]}"
+        )
+    launcher = mpi.get("launcher", "srun")
+    if launcher not in _LAUNCHERS:
+        raise AutopotError(
+            f"expected one of {', '.join(_LAUNCHERS)}, got {launcher!r}",
+            field="calculator.mpi.launcher",
+        )
+    ntasks = mpi.get("ntasks", env.get("SLURM_NTASKS") or 1)
+    try:
+        n = int(ntasks)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(ntasks, bool) or n < 1:
+        raise AutopotError(
+            f"expected a positive integer, got {ntasks!r}", field="calculator.mpi.ntasks"
+        )
+    executable = mpi.get("executable") or env.get("VASP_EXECUTABLE") or "vasp_std"
+    if not isinstance(executable, str) or not re.fullmatch(r"[A-Za-z0-9_./+-]+", executable):
+        raise AutopotError(
+            f"expected a program name or path, got {executable!r}",
+            field="calculator.mpi.executable",
+        )
+    return shlex.join([launcher, "-n", str(n), executable])
 
 
 def _by_import_path(name: str, kwargs: dict[str, Any]) -> Any:

@@ -40,6 +40,10 @@ def check_spec(spec: Any) -> dict[str, Any]:
             )
     low = name.strip().lower()
     if low == "vasp":
+        if "mpi" in spec:  # the MPI launch line, checked before any run is created
+            from autopot.reference.calculators import mpi_command
+
+            mpi_command(spec["mpi"], {})
         return spec  # other keys are ASE Vasp settings, checked by ASE in make_calculator
     allowed = {*COMMON_KEYS, *OWN_KEYS.get(low, ())} | (
         {FILE_KEYS[low]} if low in FILE_KEYS else set()
