@@ -109,9 +109,10 @@ def os_error(exc: OSError, what: str = "") -> AutopotError:
     return cls(message, file=exc.filename)
 
 
-def database_error(exc: BaseException) -> InfrastructureError:
+def database_error(exc: BaseException, file: str | Path | None = None) -> InfrastructureError:
     """A ZODB/ZEO failure as one line: the server's OSError (disk full, permission) is
-    unwrapped from ZEO's ``ServerException(class name, args)`` so the user reads the cause."""
+    unwrapped from ZEO's ``ServerException(class name, args)`` so the user reads the cause;
+    ``file`` (the database file the server writes) is named, as ZEO's message does not."""
     args = tuple(getattr(exc, "args", ()))
     if len(args) == 1 and isinstance(args[0], tuple):
         args = args[0]
@@ -119,9 +120,11 @@ def database_error(exc: BaseException) -> InfrastructureError:
         name, detail = args
         if isinstance(detail, tuple) and len(detail) >= 2 and isinstance(detail[0], int):
             return InfrastructureError(
-                f"server failed to write: {detail[1]} (errno {detail[0]})", field="database"
+                f"server failed to write: {detail[1]} (errno {detail[0]})",
+                file=file,
+                field="database",
             )
         return InfrastructureError(
-            f"server error {name.rsplit('.', 1)[-1]}: {detail}", field="database"
+            f"server error {name.rsplit('.', 1)[-1]}: {detail}", file=file, field="database"
         )
-    return InfrastructureError(f"{type(exc).__name__}: {exc}", field="database")
+    return InfrastructureError(f"{type(exc).__name__}: {exc}", file=file, field="database")

@@ -402,7 +402,7 @@ def run_orchestrator(
             )
             message = str(exc)
         except Exception as exc:  # noqa: BLE001 - the orchestrator's own bug: record, report, exit 1
-            status, message = _classify(exc)
+            status, message = _classify(exc, paths.db_file)
             if status == ExitCode.FAILED:
                 log.error("orchestrator error:\n%s", traceback.format_exc())
 
@@ -457,7 +457,7 @@ _END_LABEL = {
 }
 
 
-def _classify(exc: BaseException) -> tuple[ExitCode, str]:
+def _classify(exc: BaseException, db_file: Path | None = None) -> tuple[ExitCode, str]:
     """An unexpected exception: infrastructure (database gone, disk full) or a bug."""
     if isinstance(exc, OSError):
         err = os_error(exc)
@@ -465,7 +465,7 @@ def _classify(exc: BaseException) -> tuple[ExitCode, str]:
             err.exit_code if err.exit_code == ExitCode.INFRASTRUCTURE else ExitCode.FAILED
         ), str(err)
     if type(exc).__module__.startswith(("ZEO", "ZODB", "transaction")):
-        return ExitCode.INFRASTRUCTURE, str(database_error(exc))
+        return ExitCode.INFRASTRUCTURE, str(database_error(exc, db_file))
     return ExitCode.FAILED, f"{type(exc).__name__}: {exc}"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -170,3 +171,66 @@ def test_a_task_killed_by_a_signal_is_retried_and_the_cause_names_it(outage: Pat
         assert "137" not in causes[0]
     _, values = _results(_wf(outage))
     assert values == [0, 1, 4]
+
+
+def test_database_disk_full_mid_run_exit_5_naming_the_file_then_restart(
+    outage: Path, tmp_path: Path
+) -> None:
+    """The database's disk fills while tasks compute: one line naming the database file,
+    exit 5; with space freed, the next start completes with every result, none re-run."""
+    from .test_exit_codes import _tmpfs
+
+    wf = _wf(outage)
+    db_dir = WorkflowPaths(wf).db_dir
+    if not _tmpfs(db_dir, "32m"):
+        pytest.skip("needs root and tmpfs mounts to fill a disk")
+    try:
+        proc = start_background(outage, "--n", str(N), "--sleep", "4")
+        try:
+            _wait_for(
+                lambda: len(list((wf / "runs" / "work").glob("*/started.log"))) >= 2,
+                60,
+                "two work tasks running",
+            )
+            filler = db_dir / "filler"
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+            for chunk in (65536, 4096, 1):
+                try:
+                    while True:
+                        os.write(fd, b"\0" * chunk)
+                except OSError:
+                    pass
+            os.close(fd)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == ExitCode.INFRASTRUCTURE, out
+        last = out.strip().splitlines()[-1]
+        assert "No space left on device" in last and str(db_dir / "autopot.fs") in last, out
+        _wait_for(
+            lambda: (
+                not any(
+                    (d / ".autopot_pid").exists() and not (d / ".autopot_exit").exists()
+                    for d in (wf / "runs" / "work").iterdir()
+                )
+            ),
+            60,
+            "orphaned tasks to end",
+        )
+        filler.unlink()
+        before = _executions(wf)
+        proc2 = autopot("orchestrator", "start", "-c", str(outage), "--n", str(N), "--sleep", "4")
+        assert proc2.returncode == 0, proc2.stdout + proc2.stderr
+        _, values = _results(wf)
+        assert values == EXPECTED
+        after = _executions(wf)
+        assert all(after[i] == 1 for i in before), (before, after)
+    finally:
+        pid = server_pid(wf)
+        if pid is not None:
+            stop_server(pid)
+        for _ in range(50):
+            if subprocess.run(["umount", str(db_dir)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
