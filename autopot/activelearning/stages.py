@@ -307,6 +307,8 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
         "iterations": progress.iterations,
         "wall_s": round(time.time() - t0, 1),
         "validation": validation,
+        # for the runner's final line ("converged, 11 of 12 properties within tolerance")
+        "verdict": (validation or {}).get("text", ""),
     }
     workflow.update_summary(**summary)
     print_summary(summary)
