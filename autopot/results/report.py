@@ -35,7 +35,19 @@ from autopot.tasklib import POTENTIAL, TRAINING_SET
 GPA_PER_EV_A3 = 160.21766208  # same factor as autopot.mtp.backend (not imported: numpy-free import)
 DPI = 110
 TASK_ORDER = ("sp_calc", "select", "md_select", "train")
-FIGURES = ("ts_size", "errors", "parity", "grades", "walltime")
+#: the validation figures (autopot.validation.figures) come last; skipped without a validation
+FIGURES = (
+    "ts_size",
+    "errors",
+    "parity",
+    "grades",
+    "walltime",
+    "val_eos",
+    "val_phonon",
+    "val_neb",
+    "val_parity",
+    "val_iter",
+)
 GRADE_CLIP = 1e-3  # grades are >= 0; log-scaled histograms need a positive floor
 MAX_PARITY_POINTS = 20000  # plotted per panel; errors use every point
 STAGE_COLOURS = {"calculate_ts": "tab:blue", "select": "tab:orange", "md_select": "tab:green"}
@@ -907,7 +919,7 @@ def render_html(report: Report) -> str:
         parts.append(f"<h2>{esc(title)}</h2>")
         parts.append(_html_table(rows, COLUMNS[name]) if rows else "<p>(none)</p>")
     parts.append("<h2>Figures</h2>")
-    for name in [*FIGURES, *(n for n in [*report.figures, *report.skipped] if n not in FIGURES)]:
+    for name in FIGURES:
         if name in report.figures:
             data = base64.b64encode(report.figures[name].read_bytes()).decode("ascii")
             parts.append(

@@ -161,6 +161,11 @@ class EngineRunner:
             )
             tasks.store_structure(Path(wf.directory), atoms["structure"])
             jobs.append(job)
+        wf.store.sync()
+        recorded = [
+            tasks.finished_run(wf.store.root, r.task, j) is not None
+            for r, j in zip(requests, jobs, strict=True)
+        ]
         labels = await asyncio.gather(
             *(
                 flow.ensure(wf, req.task, job, False, {})
@@ -171,7 +176,7 @@ class EngineRunner:
         wf.store.sync()
         records = wf.records
         out = []
-        for req, label in zip(requests, labels, strict=True):
+        for req, label, was_recorded in zip(requests, labels, recorded, strict=True):
             if isinstance(label, BaseException):
                 if not isinstance(label, Exception) or isinstance(label, WorkflowStopped):
                     raise label  # cancellation, stop request
@@ -183,7 +188,7 @@ class EngineRunner:
                 Outcome(
                     dict(run.quantities),
                     label,
-                    cached=run.run_name != wf.run_name,
+                    cached=was_recorded,
                     run_dir=records.run_dir(run) if req.task == "md" else None,
                 )
             )

@@ -1,7 +1,7 @@
-"""The validation part of ``autopot report``: Table 2 rows and four figures.
+"""The validation part of ``autopot report``: Table 2 rows and five figures.
 
-EOS curves and phonon bands of the potential overlaid on the reference's (read from the
-recorded simulation runs), parity on the held-out set, and held-out error per train run
+EOS curves, phonon bands and the vacancy's NEB path of the potential overlaid on the
+reference's (read from the recorded simulation runs), parity on the held-out set, and held-out error per train run
 beside the training error (validation error falling with every iteration, or not).
 Each plot returns None when written, else why it was skipped (the report's convention).
 """
@@ -62,6 +62,7 @@ def plots(
     return {
         "val_eos": need(lambda r, p: plot_eos(records, r, p)),
         "val_phonon": need(lambda r, p: plot_phonons(records, r, p)),
+        "val_neb": need(lambda r, p: plot_neb(records, r, p)),
         "val_parity": need(plot_parity),
         "val_iter": need(plot_per_iteration),
     }
@@ -144,6 +145,35 @@ def plot_phonons(records: WorkflowRecords, result: dict[str, Any], path: Path) -
     ax.set_xticks([])
     ax.set_ylabel("frequency (THz)")
     ax.set_title("Phonon bands: " + " ".join(str(s) for s in ref.get("band_labels", []))[:60])
+    ax.legend(fontsize="small")
+    _save(fig, path)
+    return None
+
+
+def plot_neb(records: WorkflowRecords, result: dict[str, Any], path: Path) -> str | None:
+    """The vacancy hop's minimum-energy path (climbing-image NEB) of both, overlaid."""
+    mine, ref = _pair(records, result, "vacancy")
+    if (
+        not mine
+        or not ref
+        or not mine.get("migration_energies")
+        or not ref.get("migration_energies")
+    ):
+        return "no vacancy migration in this validation"
+    fig, (ax,) = _figure(5.5, 4.0)
+    for q, name, style in ((ref, "reference", "ko-"), (mine, result["potential"], "r^--")):
+        energies = q["migration_energies"]
+        n = len(energies) - 1
+        ax.plot(
+            [i / n for i in range(n + 1)],
+            energies,
+            style,
+            ms=4,
+            label=f"{name}: barrier {q['migration_barrier']:.3f} eV",
+        )
+    ax.set_xlabel("reaction coordinate (image / images)")
+    ax.set_ylabel("energy relative to the initial state (eV)")
+    ax.set_title("Vacancy migration (NEB)")
     ax.legend(fontsize="small")
     _save(fig, path)
     return None

@@ -191,7 +191,7 @@ def test_report_renders_validation_figures(demo_dir: Path, tmp_path: Path) -> No
 
     with WorkflowRecords.open(demo_dir) as records:
         report = build_report(records, tmp_path, html=True, parity=False)
-    for name in ("val_eos", "val_phonon", "val_parity", "val_iter"):
+    for name in ("val_eos", "val_phonon", "val_neb", "val_parity", "val_iter"):
         assert name in report.figures, report.skipped
         pixels = imread(report.figures[name])
         assert (
