@@ -72,7 +72,9 @@ class TaskContext:
             self.run_name: str = run.run_name
         elif "params" in marker:
             params = dict(marker["params"])
-            self.job_params, self.run_params = params, {}
+            run_names = set(marker.get("run_param_names", ()))
+            self.job_params = {k: v for k, v in params.items() if k not in run_names}
+            self.run_params = {k: v for k, v in params.items() if k in run_names}
             self.run_name = str(marker.get("run_name") or "default")
         else:
             raise StoreError(

@@ -292,6 +292,7 @@ class Workflow:
             "run_id": view.id,
             "run_name": self.run_name,
             "params": {**view.record.params, **view.record.job.params},
+            "run_param_names": sorted(view.record.params),  # the rest are job parameters
         }
 
     async def submit(self, views: list[RunView]) -> None:
