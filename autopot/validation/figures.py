@@ -54,10 +54,13 @@ def table_rows(result: dict[str, Any] | None) -> list[dict[str, Any]]:
 def plots(
     records: WorkflowRecords, result: dict[str, Any] | None
 ) -> dict[str, Callable[[Path], str | None]]:
-    """name -> plot(path) for the report's figure loop."""
+    """name -> plot(path) for the report's figure loop; none for a workflow run that was
+    never validated (--no-validate, not converged, older runs): nothing to skip there."""
+    if not result:
+        return {}
 
     def need(fn: Callable[[dict[str, Any], Path], str | None]) -> Callable[[Path], str | None]:
-        return lambda path: fn(result, path) if result else "no validation of this workflow run"
+        return lambda path: fn(result, path)
 
     return {
         "val_eos": need(lambda r, p: plot_eos(records, r, p)),
