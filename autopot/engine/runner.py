@@ -417,7 +417,9 @@ def run_orchestrator(
                 raise DatabaseUnreachable("database server unreachable", file=store.description)
             store.transact(end, note="workflow end")
         except Exception as exc:  # noqa: BLE001 - the database may be what failed
-            status, message = ExitCode.INFRASTRUCTURE, f"{message}; the end was not recorded: {exc}"
+            if status != ExitCode.INFRASTRUCTURE:  # else the cause is in the message already
+                message = f"{message}; the end was not recorded: {_classify(exc, paths.db_file)[1]}"
+            status = ExitCode.INFRASTRUCTURE
         label = "converged" if message == "converged" else _END_LABEL[status]
         (log.info if status in (ExitCode.OK, ExitCode.STOPPED) else log.error)(
             "workflow run %r %s%s (exit %d)",
