@@ -437,6 +437,7 @@ class SlurmExecutor(Executor):
                     "open": True,
                     "token": token,
                     "index": index // group if len(chunk) > 1 else None,
+                    "grouped": group > 1,
                     "job_name": name,
                     "script": str(script),
                     "attempt": spec.attempt,
@@ -555,6 +556,7 @@ class SlurmExecutor(Executor):
                 jid,
                 int(intent.get("attempt") or spec.attempt),
                 intent["token"],
+                grouped=bool(intent.get("grouped")),
             )
             update_intent(spec.run_dir, job_id=jid)
             adopted[spec.label] = jid
@@ -609,7 +611,13 @@ class SlurmExecutor(Executor):
             return bool(await self.reconcile([spec]))
         if not re.fullmatch(r"\d+(_\d+)?", executor_id or ""):
             return False
-        job = _Job(label, run_dir, executor_id, token=intent.get("token", ""))
+        job = _Job(
+            label,
+            run_dir,
+            executor_id,
+            token=intent.get("token", ""),
+            grouped=bool(intent.get("grouped")),
+        )
         if await self._lookup(job) is None:
             return False
         self._jobs[label] = job
