@@ -56,6 +56,7 @@ def add_log_file(directory: Path, stem: str) -> tuple[logging.Handler, Path]:
     handler.setLevel(logging.DEBUG)
     root = logging.getLogger()
     root.addHandler(handler)
+    handler.previous_root_level = root.level  # type: ignore[attr-defined]  # restored on removal
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
     return handler, path
@@ -63,6 +64,10 @@ def add_log_file(directory: Path, stem: str) -> tuple[logging.Handler, Path]:
 
 def remove_handler(handler: logging.Handler) -> None:
     """Detach and close; a log file on a full disk must not hide the error that ended the run."""
-    logging.getLogger().removeHandler(handler)
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    previous = getattr(handler, "previous_root_level", None)
+    if previous is not None:  # in-process callers (the simulate API, tests) get their level back
+        root.setLevel(previous)
     with contextlib.suppress(OSError):
         handler.close()

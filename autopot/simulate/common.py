@@ -225,6 +225,25 @@ def plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- relaxation
+def require_periodic(atoms: Atoms, what: str) -> None:
+    """Refused before any run is recorded: ``what`` needs a periodic crystal."""
+    if not atoms.pbc.all() or atoms.cell.rank != 3:
+        raise SimulationError(
+            f"{what} need a periodic structure with a full cell", field="structure"
+        )
+
+
+def relax_as(atoms: Atoms, calculator: Any, p: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """:func:`relax` with a task's checked relaxation parameters (optimizer, fmax, steps,
+    and ``filter``/``symmetry`` where the task has them); ``overrides`` win."""
+    options: dict[str, Any] = {"optimizer": p["optimizer"], "fmax": p["fmax"], "steps": p["steps"]}
+    if "filter" in p:
+        options["cell_filter"] = p["filter"]
+    if "symmetry" in p:
+        options["symmetry"] = p["symmetry"]
+    return relax(atoms, calculator, **{**options, **overrides})
+
+
 def relax(
     atoms: Atoms,
     calculator: Any,

@@ -20,7 +20,8 @@ from autopot.simulate.common import (
     check_number,
     check_relax,
     merge,
-    relax,
+    relax_as,
+    require_periodic,
 )
 
 if TYPE_CHECKING:
@@ -92,10 +93,7 @@ def moduli(c: np.ndarray) -> dict[str, float]:
 
 def check_structure(atoms: Atoms) -> None:
     """Refused before any run is recorded (the API calls this too)."""
-    if not atoms.pbc.all() or atoms.cell.rank != 3:
-        raise SimulationError(
-            "elastic constants need a periodic structure with a full cell", field="structure"
-        )
+    require_periodic(atoms, "elastic constants")
 
 
 def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
@@ -106,15 +104,7 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     work = atoms.copy()
     relaxed = None
     if p["relax"]:
-        relaxed = relax(
-            work,
-            calculator,
-            optimizer=p["optimizer"],
-            fmax=p["fmax"],
-            steps=p["steps"],
-            cell_filter=p["filter"],
-            symmetry=True,
-        )
+        relaxed = relax_as(work, calculator, p, symmetry=True)
     work.calc = calculator
     optimizer = None
     kwargs: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from autopot.simulate.common import (
     check_relax,
     merge,
     relax,
+    relax_as,
 )
 
 if TYPE_CHECKING:
@@ -81,15 +82,7 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     """The whole EOS in this process (the recorded one runs the relaxations as OPT tasks)."""
     p = check(params)
     work = atoms.copy()
-    full = relax(
-        work,
-        calculator,
-        optimizer=p["optimizer"],
-        fmax=p["fmax"],
-        steps=p["steps"],
-        cell_filter=p["filter"],
-        symmetry=p["symmetry"],
-    )
+    full = relax_as(work, calculator, p)
     volumes, energies, converged = [], [], [full["converged"]]
     for cell in strained(work, p["n_points"], p["max_strain"]):
         r = relax(

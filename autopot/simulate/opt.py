@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from autopot.simulate.common import atoms_to_dict, check_relax, merge, relax
+from autopot.simulate.common import atoms_to_dict, check_relax, merge, relax_as
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -28,15 +28,7 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     """Relaxed structure, energy, steps taken and whether ``fmax`` was reached."""
     p = check(params)
     work = atoms.copy()
-    out = relax(
-        work,
-        calculator,
-        optimizer=p["optimizer"],
-        fmax=p["fmax"],
-        steps=p["steps"],
-        cell_filter=p["filter"],
-        symmetry=p["symmetry"],
-    )
+    out = relax_as(work, calculator, p)
     out.update(
         {
             "energy_per_atom": out["energy"] / len(work),

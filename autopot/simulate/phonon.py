@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autopot.simulate.common import SimulationError, check_number, check_relax, merge, relax
+from autopot.simulate.common import (
+    SimulationError,
+    check_number,
+    check_relax,
+    merge,
+    relax_as,
+    require_periodic,
+)
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -78,10 +85,7 @@ def _ase_atoms(patoms: Any) -> Atoms:
 
 def check_structure(atoms: Atoms) -> None:
     """Refused before any run is recorded (the API calls this too)."""
-    if not atoms.pbc.all() or atoms.cell.rank != 3:
-        raise SimulationError(
-            "phonons need a periodic structure with a full cell", field="structure"
-        )
+    require_periodic(atoms, "phonons")
 
 
 def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
@@ -92,15 +96,7 @@ def run(atoms: Atoms, calculator: Any, **params: Any) -> dict[str, Any]:
     work = atoms.copy()
     relaxed = None
     if p["relax"]:
-        relaxed = relax(
-            work,
-            calculator,
-            optimizer=p["optimizer"],
-            fmax=p["fmax"],
-            steps=p["steps"],
-            cell_filter=p["filter"],
-            symmetry=True,
-        )
+        relaxed = relax_as(work, calculator, p, symmetry=True)
     sc = p["supercell"]
     matrix = np.diag(sc) if len(sc) == 3 else np.reshape(sc, (3, 3))
     phonon = Phonopy(_phonopy_atoms(work), supercell_matrix=matrix, primitive_matrix="auto")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 
 import numpy as np
 import pytest
@@ -76,8 +77,15 @@ def test_stacking_fault_matches_mlippykit_structure(cu):
     from mlippykit.configurations.stacking_faults import create_sf_fcc
 
     ours = sfe.run(cu, EMT(), relax="none")
-    with contextlib.redirect_stdout(io.StringIO()):
-        faulted, perfect, area = create_sf_fcc(size=(1, 4, 1), symbol="Cu", a0=ours["a0"])
+    # mlippykit logs to the root logger with arguments its message has no place for
+    # (logging.info("ax =", ax)): keep those records from being formatted at all
+    root = logging.getLogger()
+    level, root.level = root.level, logging.WARNING
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            faulted, perfect, area = create_sf_fcc(size=(1, 4, 1), symbol="Cu", a0=ours["a0"])
+    finally:
+        root.setLevel(level)
     for a in (faulted, perfect):
         a.calc = EMT()
     theirs = (faulted.get_potential_energy() - perfect.get_potential_energy()) / area * 16021.766208
