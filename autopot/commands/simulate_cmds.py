@@ -85,7 +85,6 @@ def models() -> None:
 @simulate.command()
 @click.option("-s", "--structure", required=True, help="structure file (any format ASE reads)")
 @click.option(
-    "-c",
     "--calculator",
     "calculators",
     multiple=True,
@@ -183,7 +182,6 @@ def _task_command(task: str) -> click.Command:
     @click.option("--final", default=None, help="neb_from_endpoints: the final state")
     @click.option("--images", multiple=True, help="neb: the path's images in order (repeat)")
     @click.option(
-        "-c",
         "--calculator",
         default="emt",
         show_default=True,

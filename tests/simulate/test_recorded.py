@@ -178,7 +178,7 @@ def test_cli_records_and_recalls(tmp_path):
         "opt",
         "-s",
         "Cu.xyz",
-        "-c",
+        "--calculator",
         "emt",
         "-p",
         "fmax=0.05",
