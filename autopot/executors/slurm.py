@@ -34,16 +34,20 @@ Idempotent submission (the AiiDA #3183 pattern)
     the unfinished intent, looks the token up in squeue / sacct and adopts the job
     instead of submitting it again. An intent is closed once its job's end is reported.
 
-How the task reaches the database
-    By default through its run directory: ``autopot_run.json`` and
-    ``AUTOPOT_DB_ADDRESS`` name the orchestrator's ZEO Unix socket, which works when
-    jobs run on the orchestrator's host (a single-node cluster, or an orchestrator run
-    inside an allocation); tasks that only write files need no database connection at
-    all, because the orchestrator records exit code and file manifest from the run
-    directory. On a multi-node cluster set ``db_address: host:port`` and
-    ``tls: {certificate, key, ca}``: the jobs then get ``AUTOPOT_DB_ADDRESS=host:port``
-    and ``AUTOPOT_TLS_CERT/KEY/CA`` (see :func:`autopot.store.task_client.client_ssl_context`) to reach a ZEO
-    server on TCP with mutual TLS. See docs/slurm.md.
+How the task reaches the database (option ``db``, docs/slurm.md)
+    ``none`` (default): not at all. The job's marker says ``db: none``; the task writes
+    its outcome file into the run directory (shared filesystem) and the orchestrator
+    ingests it when it sees the job end, so compute nodes need no route to the
+    orchestrator's host. ``tls``: the orchestrator serves the database on
+    ``db_host:db_port`` with mutual TLS (:mod:`autopot.store.tls_gateway`, certificates
+    made per workflow) and the jobs get ``AUTOPOT_DB_ADDRESS`` and ``AUTOPOT_TLS_*``.
+    ``tcp``: the same with a server of your own (``db_address`` and ``tls`` files).
+    ``socket``: the workflow's Unix socket (jobs on the orchestrator's host only).
+
+Sites' limits
+    ``max_queued`` keeps at most that many of the workflow's jobs in the queue (the rest
+    wait here and are queued as jobs end); ``group_size`` packs that many runs into one
+    array task, run one after another, each judged by its own exit file.
 """
 
 from __future__ import annotations
