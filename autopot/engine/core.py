@@ -128,6 +128,7 @@ class Engine:
         if executor is None:
             options = {k: v for k, v in spec.items() if k != "name"}
             executor = executor_class(spec["name"])(self.report, **options)
+            executor.gate = self.database_available
             serve = getattr(executor, "serve_tls", None)
             if serve is not None:  # ZEO over mutual TLS for its jobs, served from here
                 executor.job_env.update(self.tls_gateway(*serve).job_env())

@@ -74,6 +74,9 @@ class Executor(abc.ABC):
     def __init__(self, report: Report, **options: Any):
         self.report = report
         self.options = options
+        #: set by the engine: awaited before a queued run really starts, so nothing is
+        #: launched while the database is unreachable (raises when the engine gives up)
+        self.gate: Callable[[], Awaitable[None]] | None = None
 
     async def emit(self, outcome: Outcome) -> None:
         """Report an outcome to the engine (its callback may be sync or async)."""

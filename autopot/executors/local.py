@@ -60,6 +60,11 @@ class LocalExecutor(Executor):
 
     async def _run(self, spec: RunSpec, queue_id: str) -> None:
         async with self._slots:
+            if self.gate is not None:
+                try:
+                    await self.gate()  # no launch while the database is unreachable
+                except Exception:  # noqa: BLE001 - the engine is giving up; a restart resubmits
+                    return
             if spec.label in self._cancelled:
                 await self.emit(
                     Outcome(spec.label, State.CANCELLED, cause="cancelled before start")
