@@ -385,6 +385,11 @@ class SlurmExecutor(Executor):
 
     async def _drain_backlog(self) -> None:
         """Queue waiting runs as far as the cap allows (after a job of ours ended)."""
+        if self.gate is not None and self._backlog:
+            try:
+                await self.gate()  # nothing is queued while the database is unreachable
+            except Exception:  # noqa: BLE001 - the engine is giving up; a restart resubmits
+                return
         while self._backlog and self.max_queued is not None:
             free = self._free_runs()
             if free <= 0:
