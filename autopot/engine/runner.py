@@ -392,7 +392,8 @@ def run_orchestrator(
             if isinstance(result, dict) and result.get("converged") is False:
                 status, message = ExitCode.NOT_CONVERGED, str(result.get("why") or "not converged")
             elif isinstance(result, dict) and result.get("converged"):
-                message = "converged"
+                verdict = result.get("verdict")  # the validation stage's "11 of 12 properties ..."
+                message = f"converged, {verdict}" if verdict else "converged"
         except WorkflowStopped as exc:
             status, message = ExitCode.STOPPED, str(exc)
         except (TaskFailed, AutopotError) as exc:
@@ -420,7 +421,7 @@ def run_orchestrator(
             if status != ExitCode.INFRASTRUCTURE:  # else the cause is in the message already
                 message = f"{message}; the end was not recorded: {_classify(exc, paths.db_file)[1]}"
             status = ExitCode.INFRASTRUCTURE
-        label = "converged" if message == "converged" else _END_LABEL[status]
+        label = message if message.startswith("converged") else _END_LABEL[status]
         (log.info if status in (ExitCode.OK, ExitCode.STOPPED) else log.error)(
             "workflow run %r %s%s (exit %d)",
             run_name,
