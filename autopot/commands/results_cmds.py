@@ -7,15 +7,9 @@ from pathlib import Path
 
 import click
 
+from autopot.commands.options import WORKFLOW_DIR
 from autopot.errors import AutopotError
 
-_WF = click.option(
-    "-W",
-    "--workflow-dir",
-    "workflow_dir",
-    default=None,
-    help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)",
-)
 _RUN_NAME = click.option("--run-name", default=None, help="workflow run (default: the latest)")
 
 
@@ -49,7 +43,7 @@ def _human(n: float) -> str:
     is_flag=True,
     help="keep every database revision (default: packed to the current state)",
 )
-@_WF
+@WORKFLOW_DIR
 def archive(
     archive: Path,
     mode: str | None,
@@ -173,7 +167,7 @@ def _motoko_of(given: str | None) -> Path | None:
 @click.option(
     "--link", "links", multiple=True, help="related link, e.g. the paper (colabfit; repeatable)"
 )
-@_WF
+@WORKFLOW_DIR
 @_RUN_NAME
 def export(
     fmt: str,
@@ -263,7 +257,7 @@ def export(
 @click.option(
     "--no-parity", is_flag=True, help="skip the parity plots (they evaluate the last potential)"
 )
-@_WF
+@WORKFLOW_DIR
 @_RUN_NAME
 def report(
     output: Path | None, html: bool, no_parity: bool, workflow_dir: str | None, run_name: str | None

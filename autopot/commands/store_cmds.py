@@ -12,18 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from autopot.commands.options import WORKFLOW_DIR
 from autopot.errors import StoreError
 
 if TYPE_CHECKING:
     from autopot.store.workflow_records import WorkflowRecords
-
-_WF = click.option(
-    "-W",
-    "--workflow-dir",
-    "workflow_dir",
-    default=None,
-    help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)",
-)
 
 
 def _open(workflow_dir: str | None) -> WorkflowRecords:
@@ -84,7 +77,7 @@ DEFAULT_COLUMNS = ["id", "state", "started", "duration_s", "exit_code", "cause"]
 @click.option(
     "--width", type=int, default=None, help="table width (default: the terminal's, 80 when piped)"
 )
-@_WF
+@WORKFLOW_DIR
 def runs(
     task: str,
     where: tuple[str, ...],
@@ -167,7 +160,7 @@ def runs(
 @click.command()
 @click.argument("label")
 @click.option("--lines", default=10, show_default=True, help="log lines to show")
-@_WF
+@WORKFLOW_DIR
 def show(label: str, lines: int, workflow_dir: str | None) -> None:
     """One run (TASK.ID): parameters, state history, timings, files, quantities, log tails."""
     from autopot.executors.base import STDERR, STDOUT, tail
@@ -223,7 +216,7 @@ def db() -> None:
 
 
 @db.command()
-@_WF
+@WORKFLOW_DIR
 @click.option(
     "--tcp",
     default=None,
@@ -302,7 +295,7 @@ def serve(
 
 
 @db.command()
-@_WF
+@WORKFLOW_DIR
 def stop(workflow_dir: str | None) -> None:
     """Stop the workflow's database server (by its PID file)."""
     from autopot.locate import resolve_workflow_dir
@@ -317,7 +310,7 @@ def stop(workflow_dir: str | None) -> None:
 
 
 @db.command()
-@_WF
+@WORKFLOW_DIR
 def status(workflow_dir: str | None) -> None:
     """Is a server running, where is the database, how big, how many runs."""
     from autopot.locate import resolve_workflow_dir

@@ -12,13 +12,8 @@ from pathlib import Path
 
 import click
 
-_WF = click.option(
-    "-W",
-    "--workflow-dir",
-    "workflow_dir",
-    default=None,
-    help="workflow directory or its motoko.yaml (default: ./motoko.yaml's, $AUTOPOT_WORKFLOW_DIR)",
-)
+from autopot.commands.options import WORKFLOW_DIR
+
 _SUITE = click.option(
     "--suite",
     type=click.Path(path_type=Path),
@@ -31,7 +26,7 @@ _FORMAT = click.option(
 
 
 @click.command()
-@_WF
+@WORKFLOW_DIR
 @click.option("--run-name", default=None, help="workflow run (default: the latest)")
 @click.option("--potential", default=None, help="a train run, e.g. train.6 (default: the last)")
 @click.option(
@@ -107,7 +102,7 @@ def validate(
     default=None,
     help="workflow directory recording the simulations (default: ./autopot-simulate)",
 )
-@_WF
+@WORKFLOW_DIR
 def benchmark(
     models: str,
     reference: str,

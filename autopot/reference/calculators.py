@@ -57,14 +57,9 @@ def _field(
 
 def make_calculator(spec: dict[str, Any], *, directory: Path) -> BaseCalculator:
     """An ASE calculator for ``spec``; every file it names must exist and parse."""
-    if not isinstance(spec, dict):
-        raise AutopotError(f"expected a mapping, got {type(spec).__name__}", field="calculator")
-    name = spec.get("calculator")
-    if not isinstance(name, str) or not name.strip():
-        raise AutopotError(
-            "missing calculator name (emt, eam, vasp or module:Class)",
-            field="calculator.calculator",
-        )
+    from autopot.reference.spec import calculator_name
+
+    name = calculator_name(spec)
     kwargs = _field(spec, "kwargs", dict, {}) or {}
     low = name.strip().lower()
     if low in ("emt", "eam"):

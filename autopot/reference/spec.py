@@ -19,8 +19,8 @@ FILE_KEYS = {"eam": "potential", "vasp": "incar", "mtp": "potential"}
 OWN_KEYS = {"mtp": ("atom_types",)}
 
 
-def check_spec(spec: Any) -> dict[str, Any]:
-    """Return ``spec`` if its structure is right; AutopotError naming the key otherwise."""
+def calculator_name(spec: Any) -> str:
+    """The ``calculator`` of a spec mapping (what every consumer of a spec checks first)."""
     if not isinstance(spec, dict):
         raise AutopotError(f"expected a mapping, got {type(spec).__name__}", field="calculator")
     name = spec.get("calculator")
@@ -29,6 +29,12 @@ def check_spec(spec: Any) -> dict[str, Any]:
             "missing calculator name (emt, eam, vasp or module:Class)",
             field="calculator.calculator",
         )
+    return name
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    """Return ``spec`` if its structure is right; AutopotError naming the key otherwise."""
+    name = calculator_name(spec)
     if not isinstance(spec.get("kwargs", {}), dict):
         raise AutopotError(
             f"expected a mapping, got {type(spec['kwargs']).__name__}", field="calculator.kwargs"

@@ -6,19 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from .bad_inputs import CU_CFG as Cu_CFG
 from .conftest import start
-
-Cu_CFG = """BEGIN_CFG
- Size
-    1
- Supercell
-         3.610000      0.000000      0.000000
-         0.000000      3.610000      0.000000
-         0.000000      0.000000      3.610000
- AtomData:  id type       cartes_x      cartes_y      cartes_z
-             1    0       0.000000      0.000000      0.000000
-END_CFG
-"""
 
 
 def no_runs(motoko: Path) -> bool:
