@@ -84,16 +84,21 @@ def test_unknown_executor_option() -> None:
         SlurmExecutor(lambda o: None, pol_interval=1)
 
 
-def test_sbatch_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+def test_sbatch_missing_from_path(tmp_path: Path) -> None:
+    # a command name that is on no PATH, rather than emptying PATH: the TIMEOUT scenario's
+    # thread submits with the real sbatch while this test runs
     (spec,) = make_runs(tmp_path, "sp_calc", ["true"])
 
     async def scenario() -> None:
-        h = Harness()
+        h = Harness(sbatch="sbatch-not-installed-here")
         with pytest.raises(ExecutorError) as err:
             await h.executor.submit([spec])
         await h.executor.close()
-        assert "task sp_calc.1" in str(err.value) and "'sbatch' not found on PATH" in str(err.value)
+        message = str(err.value)
+        assert (
+            "task sp_calc.1" in message
+            and "'sbatch-not-installed-here' not found on PATH" in message
+        )
         assert err.value.field == "executor.sbatch"
 
     asyncio.run(scenario())
