@@ -195,7 +195,6 @@ def _orchestrate(
     import asyncio
 
     from autopot.engine.runner import run_orchestrator
-    from autopot.store.database import open_store
 
     try:
         asyncio.get_running_loop()
@@ -228,14 +227,37 @@ def _orchestrate(
                 raise
     for line in out.getvalue().splitlines():
         log.info("%s", line)
-    with open_store(workflow_dir, read_only=True) as db:
-        record = db.root.workflow_runs.get(run_name)
-        label = record.summary.get("result_run") if record is not None else None
-        last = record.events[-1][1] if record is not None and record.events else "no record"
+    label, last = _read_outcome(workflow_dir, run_name)
     if status != 0 or not label:
         raise SimulationError(f"{task} did not finish: {last}", file=workflow_dir, field=task)
     log.info("%s: %s finished in %.1f s", task, label, time.perf_counter() - t0)
     return label
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """The database server went away under a reader: the simulation orchestrator that
+    served it has ended (parallel calls share the directory); read again."""
+    from ZEO.Exceptions import ClientDisconnected
+
+    return isinstance(exc, ClientDisconnected | ConnectionError)
+
+
+def _read_outcome(workflow_dir: Path, run_name: str, attempts: int = 50) -> tuple[str | None, str]:
+    """(result run label, last event) of a finished simulation orchestration."""
+    from autopot.store.database import open_store
+
+    for attempt in range(attempts):
+        try:
+            with open_store(workflow_dir, read_only=True) as db:
+                record = db.root.workflow_runs.get(run_name)
+                label = record.summary.get("result_run") if record is not None else None
+                last = record.events[-1][1] if record is not None and record.events else "no record"
+                return label, last
+        except Exception as exc:
+            if not _disconnected(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 def _wait_for_other_simulations(workflow_dir: Path, poll_s: float = 0.2) -> None:
@@ -250,7 +272,9 @@ def _wait_for_other_simulations(workflow_dir: Path, poll_s: float = 0.2) -> None
             with open_store(workflow_dir, read_only=True) as db:
                 live = [r for r in db.root.workflow_runs.values() if r.state == "RUNNING"]
                 simulations = [r for r in live if r.params.get("simulation")]
-        except AutopotError:  # the owner is still creating the database or starting its server
+        except Exception as exc:  # the owner is starting or stopping its server
+            if not (isinstance(exc, AutopotError) or _disconnected(exc)):
+                raise
             live = simulations = []
         if live and not simulations:
             raise SimulationError(
