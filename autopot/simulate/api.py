@@ -235,11 +235,11 @@ def _orchestrate(
 
 
 def _disconnected(exc: BaseException) -> bool:
-    """The database server went away under a reader: the simulation orchestrator that
-    served it has ended (parallel calls share the directory); read again."""
-    from ZEO.Exceptions import ClientDisconnected
+    """The simulation orchestrator that served the directory has ended (parallel calls
+    share it): read again."""
+    from autopot.store.database import disconnected
 
-    return isinstance(exc, ClientDisconnected | ConnectionError)
+    return disconnected(exc)
 
 
 def _read_outcome(workflow_dir: Path, run_name: str, attempts: int = 50) -> tuple[str | None, str]:

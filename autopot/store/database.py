@@ -101,6 +101,14 @@ class WorkflowPaths:
         return self.root / "logs"
 
 
+def disconnected(exc: BaseException) -> bool:
+    """The database server went away under a client (it stopped, restarted, or the
+    connection broke): the caller may wait and read again."""
+    from ZEO.Exceptions import ClientDisconnected
+
+    return isinstance(exc, ClientDisconnected | ConnectionError)
+
+
 def socket_alive(path: str | Path) -> bool:
     """True when a server accepts connections on the Unix socket ``path``."""
     path = str(path)
