@@ -41,7 +41,6 @@ from autopot.logsetup import add_log_file, remove_handler
 
 log = logging.getLogger("autopot.engine")
 
-EXIT_OK, EXIT_FAILED, EXIT_STOPPED = ExitCode.OK, ExitCode.FAILED, ExitCode.STOPPED
 LOCK_NAME = "orchestrator.lock"
 
 
