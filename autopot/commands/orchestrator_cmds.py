@@ -124,7 +124,9 @@ def _detach(
     params = parse_workflow_args(
         config, argv, options_file
     )  # bad input fails here, not in the background
-    check_workflow_params(config, params, run_name or "default")
+    check_workflow_params(
+        config, params, run_name or "default", options_file=options_file, argv=argv
+    )
     if is_running(config.directory):
         raise WorkflowError(
             "an orchestrator is already running on this workflow", file=config.directory

@@ -240,17 +240,30 @@ def parse_workflow_args(
 
 
 def check_workflow_params(
-    config: MotokoConfig, params: dict[str, Any], run_name: str
+    config: MotokoConfig,
+    params: dict[str, Any],
+    run_name: str,
+    *,
+    options_file: Path | None = None,
+    argv: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The orchestrator module's own checks (``check_params``), run before anything is
-    written; returns what ``main`` receives."""
+    written; returns what ``main`` receives. An error about a flag whose value came from
+    the options file (not overridden on the command line) names that file."""
     module = config.orchestrator_module()
     check = getattr(module, "check_params", None)
     if check is None:
         return dict(params)
-    return check(
-        dict(params), workflow_dir=config.directory, run_name=run_name, schemas=config.schemas()
-    )
+    try:
+        return check(
+            dict(params), workflow_dir=config.directory, run_name=run_name, schemas=config.schemas()
+        )
+    except AutopotError as exc:
+        flag = (exc.field or "").split(" ")[0]
+        typed = {a.split("=")[0].replace("_", "-") for a in argv if a.startswith("--")}
+        if options_file is None or exc.file or not flag.startswith("--") or flag in typed:
+            raise
+        raise type(exc)(exc.message, file=options_file, field=exc.field) from None
 
 
 def check_writable(directory: Path) -> None:
@@ -317,7 +330,9 @@ def run_orchestrator(
     if argv is not None or not params or options_file is not None:
         workflow_params.update(parse_workflow_args(config, argv or [], options_file))
     run_name = run_name or "default"
-    main_params = check_workflow_params(config, workflow_params, run_name)
+    main_params = check_workflow_params(
+        config, workflow_params, run_name, options_file=options_file, argv=argv or []
+    )
     options = _options_record(options_file)
     check_writable(config.directory)
 

@@ -65,6 +65,7 @@ def make_files(scratch: Path) -> None:
         "malformed.yaml": "grades: [100, 10\n",
         "wrong_type.yaml": "grades: abc\n",
         "flag_type.yaml": "md-select: maybe\n",
+        "dict_typo.yaml": "calculate-ts: true\natom-types: Cu=0\ntraining-set: ts.cfg\nmd-args: {temprature_K: 300}\n",
     }
     for name, text in files.items():
         (scratch / name).write_text(text)
@@ -326,6 +327,11 @@ CASES: list[Case] = [
         "options-flag-not-bool",
         _start("--config", "{s}/flag_type.yaml"),
         ("flag_type.yaml", "md-select"),
+    ),
+    Case(
+        "options-dict-typo",
+        _start("--config", "{s}/dict_typo.yaml"),
+        ("dict_typo.yaml", "md_select.md_args.temprature_K", "unknown key"),
     ),
     Case("options-missing", _start("--config", "{s}/nope.yaml"), ("nope.yaml", "--config")),
     Case(
