@@ -9,8 +9,10 @@ Stages (AutoPot paper), each optional, in this order:
    retraining; repeated at a threshold until nothing is selected there.
 3. ``md_select_and_calc_ts``: Langevin MD with the current potential from each MD
    configuration (md_select); each MD's selected configurations go to sp_calc as soon
-   as that MD ends; retraining once the iteration's sp_calcs have finished; repeated
-   until an iteration's MDs find nothing above gamma_min.
+   as that MD ends, less those that configurations sent by other MDs of the same
+   iteration already cover (``--no-cross-md-selection`` sends them all); retraining once
+   the iteration's sp_calcs have finished; repeated until an iteration's MDs find nothing
+   above gamma_min.
 
 With no flags at all it runs the embedded demo (fcc Cu, EMT reference, motep MTP).
 Everything it decides is recorded: per iteration the stage, threshold, number of
@@ -113,6 +115,13 @@ def populate_arg_parser(
     )
     add(
         "--select-args", metavar="JSON", help="md_select select_args keys (tasks/md_select/bd.yaml)"
+    )
+    add(
+        "--no-cross-md-selection",
+        action="store_true",
+        help="send every MD's selected configurations to sp_calc, even those another MD of "
+        "the same iteration already sent (default: graded against them and dropped when no "
+        "longer above gamma_min; off only to measure what that saves)",
     )
     add("--train-args", metavar="JSON", help="train train_args keys (tasks/train/bd.yaml)")
     add(

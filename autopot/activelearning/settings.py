@@ -126,6 +126,9 @@ class Settings:
     validation_suite: Path | None = None  # user suite (merged over the family's default)
     validation_suite_loaded: Any = None  # the checked Suite (None: no validation)
     validation_skip: str = ""  # why a default validation is off (e.g. no suite for alloys)
+    # grade each MD's picks against the iteration's picks dispatched so far, drop covered
+    # ones (autopot/activelearning/online_selection.py); off only to measure what it saves
+    cross_md_selection: bool = True
 
     @classmethod
     def from_params(
@@ -211,6 +214,7 @@ class Settings:
             preset_sizes=dict(preset),
             validate=not p.get("no_validate"),
             validation_suite=_path(p.get("validation_suite"), "validation_suite"),
+            cross_md_selection=not p.get("no_cross_md_selection"),
         )
         settings.check()
         return settings

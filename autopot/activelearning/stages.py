@@ -3,11 +3,15 @@
 Written against the engine's Workflow API only: ``create_tasks`` and awaiting runs.
 Deterministic in everything it writes (file names from run labels, seeds from
 iteration numbers), so rerunning after a crash re-creates identical jobs and the
-engine hands back the finished runs instead of repeating them.
+engine hands back the finished runs instead of repeating them. The one decision that
+depends on timing, which MD's picks the cross-MD filter keeps, is made restart-safe by
+:mod:`autopot.activelearning.online_selection` (the dispatched picks' files are its
+journal).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -79,8 +83,13 @@ async def train(
     context: dict[str, Any],
     *,
     fresh: bool = False,
+    record: dict[str, Any] | None = None,
 ) -> RunView:
-    """Add ``sp_runs``' results to the training set and fit; the new potential becomes current."""
+    """Add ``sp_runs``' results to the training set and fit; the new potential becomes current.
+
+    ``context`` is part of the train job (its identity); ``record`` only goes into the
+    iteration's summary entry (e.g. timings, which differ between a run and its restart).
+    """
     start = progress.initial_potential if fresh else progress.potential
     (run,) = await workflow.train.create_tasks(
         pot_fname=str(start),
@@ -104,6 +113,7 @@ async def train(
         "errors": {k: q[k] for k in sorted(q) if any(w in k for w in ("rmse", "mae"))},
         "potential": str(progress.potential),
         "time": time.time(),
+        **(record or {}),
     }
     progress.iterations.append(entry)
     workflow.update_summary(
@@ -181,8 +191,13 @@ async def select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> list[
 async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bool:
     """Stage 3: MD → sp_calc as each MD ends → train, until an iteration finds nothing.
 
-    Returns True when converged (an iteration whose MDs collected nothing above gamma_min).
+    Each MD's picks go through the iteration's cross-MD filter
+    (:mod:`autopot.activelearning.online_selection`; off with ``--no-cross-md-selection``)
+    before they reach sp_calc. Returns True when converged (an iteration whose MDs
+    collected nothing above gamma_min).
     """
+    from autopot.activelearning.online_selection import restart_order
+
     starts: list[Path] = []
     for i, source in enumerate(s.md_configurations or [progress.training_set]):
         starts += split_cfg(source, s.inputs_dir / f"md_start_{i}", s.atom_types)
@@ -198,9 +213,12 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
                 select_args=s.select_args,
                 run_params={"mtp_backend": s.mtp_backend},
             )
+        cross = _CrossMD(workflow, s, progress) if s.cross_md_selection else None
         sp_runs = RunList([], workflow)
         collected = 0
-        async for md in md_runs.as_completed():  # no barrier: each MD's picks go out at once
+        # no barrier: each MD's picks go out as it ends (after a restart, the MDs that had
+        # already ended come first, in label order: see online_selection)
+        async for md in restart_order(md_runs, s.inputs_dir, workflow):
             if md.failed:
                 workflow.log(f"{md.label} failed: {md.cause}")
                 continue
@@ -210,21 +228,38 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
                 f"{md.label}: {q['md_steps_done']} MD steps, {q['n_collected']} above gamma_min, "
                 f"{q['n_selected']} selected{' (stopped at gamma_max)' if q['aborted'] else ''}"
             )
-            if q["n_selected"]:
+            if not q["n_selected"]:
+                continue
+            if cross is not None:
+                files = await cross.dispatch(md)
+            else:
                 files = split_cfg(md.path(SELECTED), s.inputs_dir / md.label, s.atom_types)
+            if files:
                 sp_runs += workflow.sp_calc.create_tasks(
                     cfg_fname=[str(f) for f in files],
                     pot_fname=s.pot_fname,
                     run_params={"calculator": s.calculator, "atom_types": s.atom_types},
                 )
+        if cross is not None:
+            await cross.close()
         if md_runs.failed and len(md_runs.failed) == len(md_runs):
             raise WorkflowError(
                 f"every md_select run failed (first: {md_runs[0].label}: {md_runs[0].cause})",
                 field="md_select",
             )
+        record = {"cross_md": cross.stats.as_dict()} if cross is not None else {}
+        if cross is not None:
+            cross.log_iteration(iteration)
         if collected == 0:
             workflow.log(f"md_select iteration {iteration}: nothing above gamma_min: converged")
             return True
+        if not sp_runs and cross is not None:  # the first MD's picks are dispatched, so
+            # only when the .cfg round trip put them at gamma_min: nothing new to learn
+            workflow.log(
+                f"md_select iteration {iteration}: every pick was already covered; "
+                "nothing to compute, next iteration"
+            )
+            continue
         await sp_runs.settled()
         finished = sp_runs.finished
         if not finished:
@@ -235,9 +270,66 @@ async def md_select_and_calc_ts(workflow: Any, s: Any, progress: Progress) -> bo
             progress,
             finished,
             {"stage": "md_select", "iteration": iteration, "md_select": md_runs.labels},
+            record=record,
         )
     workflow.log(f"md_select: not converged after {s.max_iterations} iterations")
     return False
+
+
+class _CrossMD:
+    """The cross-MD filter of one iteration, as the stage uses it: the active set is built
+    in a thread while the MDs run; each MD's picks are graded in a thread, written, and
+    counted; one log line per MD."""
+
+    def __init__(self, workflow: Any, s: Any, progress: Progress) -> None:
+        from autopot.activelearning.online_selection import CrossMDSelection, CrossMDStats
+
+        self.workflow, self.s = workflow, s
+        self.stats = CrossMDStats()
+        self.selection = CrossMDSelection(
+            progress.potential,
+            progress.training_set,
+            s.atom_types,
+            s.mtp_backend,
+            s.select_args["gamma_min"],
+        )
+        self._built: asyncio.Task[float] = asyncio.ensure_future(
+            asyncio.to_thread(self.selection.prepare)
+        )
+
+    async def dispatch(self, md: RunView) -> list[Path]:
+        """The files of ``md``'s picks that go to sp_calc (written before they are returned)."""
+        from autopot.activelearning.online_selection import dispatched_before, write_picks
+        from autopot.mtp.cfg import read_cfg
+
+        self.stats.build_s = await self._built
+        directory = self.s.inputs_dir / md.label
+        picks = read_cfg(md.path(SELECTED), self.s.atom_types)
+        forced = dispatched_before(directory)
+        decision = await asyncio.to_thread(self.selection.offer, picks, forced)
+        self.stats.add(decision)
+        self.workflow.log(
+            f"{md.label}: cross-MD selection: {len(picks)} picked, "
+            f"{len(decision.dispatched)} dispatched"
+            + (f" ({len(decision.forced)} before a restart)" if decision.forced else "")
+            + f", {decision.dropped} dropped (max grade "
+            f"{float(decision.grades.max()) if len(decision.grades) else 0.0:.3g} against this "
+            f"iteration's active set; {decision.seconds:.2f} s)"
+        )
+        return write_picks(picks, decision.dispatched, directory, self.s.atom_types)
+
+    async def close(self) -> None:
+        """Wait for the active-set build even if no MD picked anything (no stray thread)."""
+        self.stats.build_s = await self._built
+
+    def log_iteration(self, iteration: int) -> None:
+        st = self.stats
+        if st.picked:
+            self.workflow.log(
+                f"md_select iteration {iteration}: cross-MD selection dispatched {st.dispatched} "
+                f"of {st.picked} picks, dropped {st.dropped} ({st.grade_s:.2f} s grading, "
+                f"{st.build_s:.2f} s building the active set)"
+            )
 
 
 async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
@@ -269,6 +361,7 @@ async def run_stages(workflow: Any, s: Any) -> dict[str, Any]:
             "md_args": s.md_args,
             "select_args": s.select_args,
             "train_args": s.train_args,
+            "cross_md_selection": s.cross_md_selection,
         }
     )
     if s.calculate_ts:

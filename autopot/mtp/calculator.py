@@ -2,8 +2,12 @@
 
 This is MLIP-2's "learning on the fly" in an ASE loop: the MTP (motep ``cext``) gives
 energy/forces/stress, the active set (the same as :meth:`MotepBackend.calc_grade`) gives the
-grade every ``grade_every`` force calls, snapshots above ``gamma_min`` are kept and the run
+grade every ``grade_every`` MD steps, snapshots above ``gamma_min`` are kept and the run
 stops once a grade exceeds ``gamma_max`` (the potential is then unreliable).
+
+The grade (one energy-jacobian row per configuration, several times the cost of the
+forces) is counted in MD steps, not in force calls: integrators that evaluate forces more
+than once per step (ASE's NPT does twice) used to pay for grades nobody read.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from .atom_types import parse_atom_types
 
 class GradingMTP(Calculator):
     """MTP calculator with ``results["grade"]`` (and ``"nbh_grades"`` per atom in
-    neighbourhood mode) on every ``grade_every``-th calculation (0, k, 2k, ...).
-    Ask for ``get_property("grade")`` to force a grade at the current positions."""
+    neighbourhood mode) on every ``grade_every``-th calculation (0, k, 2k, ...), or only
+    when asked (``grade_every=None``). ``get_property("grade")`` grades the current
+    positions, reusing their energy and forces when they are already computed."""
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "grade"]
 
@@ -36,7 +41,7 @@ class GradingMTP(Calculator):
         training_set: str | Path | Sequence[Atoms],
         atom_types: str | Mapping[str, int],
         *,
-        grade_every: int = 1,
+        grade_every: int | None = 1,
         mode: str = "configuration",
         active_set: ActiveSet | None = None,
         **kwargs: Any,
@@ -47,7 +52,7 @@ class GradingMTP(Calculator):
         from .jacobian import MTPArrays
 
         super().__init__(**kwargs)
-        if not isinstance(grade_every, int) or grade_every < 1:
+        if grade_every is not None and (not isinstance(grade_every, int) or grade_every < 1):
             raise MTPError(
                 f"grade_every must be a positive integer, got {grade_every!r}", field="grade_every"
             )
@@ -76,16 +81,22 @@ class GradingMTP(Calculator):
         properties: Sequence[str] = ("energy",),
         system_changes: Sequence[str] = all_changes,
     ) -> None:
+        known = self.results
+        efs = [p for p in properties if p != "grade"]
         super().calculate(atoms, properties, system_changes)
-        self._mtp.calculate(self.atoms, list(properties), system_changes)
-        res = dict(self._mtp.results)
-        if "grade" in properties or self.ncalc % self.grade_every == 0:
+        if system_changes or "energy" not in known or any(p not in known for p in efs):
+            self._mtp.calculate(self.atoms, efs or ["energy"], system_changes)
+            res = dict(self._mtp.results)
+            auto = self.grade_every is not None and self.ncalc % self.grade_every == 0
+            self.ncalc += 1
+        else:  # only a grade asked of positions whose energy and forces are known
+            res, auto = dict(known), False
+        if "grade" in properties or auto:
             grade, nbh = self.active_set.grade_atoms(self.arrays, self.atoms)
             res["grade"] = grade
             if nbh is not None:
                 res["nbh_grades"] = nbh
             self.last_grade = grade
-        self.ncalc += 1
         self.results = res
 
 
@@ -133,9 +144,13 @@ def run_md_select(
     if steps < 0 or float(md["timestep_fs"]) <= 0 or min(t_start, t_end) < 0:
         raise MTPError("steps, timestep_fs and temperature_K must be positive", field="md")
     work = atoms.copy()
-    calc = GradingMTP(
-        pot, training_set, atom_types, grade_every=int(select["grade_every"]), mode=mode
-    )
+    grade_every = int(select["grade_every"])
+    if grade_every < 1:
+        raise MTPError(
+            f"grade_every must be a positive integer, got {grade_every}", field="grade_every"
+        )
+    # graded on request, at MD steps 0, k, 2k, ...: not per force call (see module docstring)
+    calc = GradingMTP(pot, training_set, atom_types, grade_every=None, mode=mode)
     work.calc = calc
     rng = np.random.default_rng(int(md["seed"]))
     MaxwellBoltzmannDistribution(work, temperature_K=t_start, rng=rng)
@@ -159,9 +174,9 @@ def run_md_select(
     result = MDResult()
 
     def check(step: int) -> bool:
-        if "grade" not in calc.results:
+        if step % grade_every:
             return False
-        g = float(calc.results["grade"])
+        g = float(calc.get_property("grade", work))
         result.grades.append((step, g))
         result.max_grade = max(result.max_grade, g)
         if g > gamma_min:

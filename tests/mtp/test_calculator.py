@@ -81,6 +81,49 @@ def test_md_stays_when_grades_are_low(trained, training_set):
     assert len(res.grades) == 3
 
 
+@pytest.mark.parametrize("ensemble", ["langevin", "npt"])
+def test_md_pays_for_a_grade_only_every_grade_every_steps(
+    trained, training_set, monkeypatch, ensemble
+):
+    """grade_every=5: the energy jacobian (the grade) at MD steps 0, 5, 10, ... only, plain
+    energies and forces at every step; also under NPT, which computes forces twice a step
+    (counting force calls graded 9 times in 20 steps there, and read only 5 of them)."""
+    from motep.calculator import MTP
+
+    from autopot.mtp.activeset import ActiveSet
+
+    counts = {"grade": 0, "efs": 0}
+    grade_atoms, efs = ActiveSet.grade_atoms, MTP.calculate
+
+    def counting_grade(self, *args, **kwargs):
+        counts["grade"] += 1
+        return grade_atoms(self, *args, **kwargs)
+
+    def counting_efs(self, *args, **kwargs):
+        counts["efs"] += 1
+        return efs(self, *args, **kwargs)
+
+    monkeypatch.setattr(ActiveSet, "grade_atoms", counting_grade)
+    monkeypatch.setattr(MTP, "calculate", counting_efs)
+    res = run_md_select(
+        training_set[0],
+        trained,
+        training_set,
+        ATOM_TYPES,
+        **md_args(
+            ensemble=ensemble,
+            temperature_K=100,
+            steps=20,
+            gamma_min=1e5,
+            gamma_max=1e6,
+            grade_every=5,
+        ),
+    )
+    assert res.step == 20 and [s for s, _ in res.grades] == [0, 5, 10, 15, 20]
+    assert counts["grade"] == 5
+    assert counts["efs"] >= 21
+
+
 def test_md_select_runs_npt_with_a_temperature_ramp(trained, training_set):
     """The same machinery as the MD simulation task: NPT moves the cell, the ramp heats."""
     start = emt_configs(1, seed=41, rattle=0.0)[0]
