@@ -22,10 +22,13 @@ the database file, and the orchestrator ingests the outcome file when the proces
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -62,6 +65,7 @@ class TaskContext:
         self.workflow_dir = workflow_dir
         self._pending: list[tuple[str, Any, int | None]] = []
         self._files: list[str] = []
+        self._work: dict[str, list[list[float]]] = {}
         self._reader: Any = None
         marker = marker or {}
         self.label = f"{task}.{run_id}"
@@ -154,6 +158,23 @@ class TaskContext:
     def push(self, name: str, value: Any, step: int | None = None) -> None:
         """Record a quantity (scalar, list, numpy array); stored at the next flush."""
         self._pending.append((name, value, step))
+
+    @contextlib.contextmanager
+    def work(self, kind: str) -> Iterator[None]:
+        """Time the task's own computation (``reference``, ``grade``, ``train``, ``md``).
+
+        Pushed as ``work_<kind>_s`` (total seconds) and ``work_<kind>_spans`` ([start, end]
+        wall-clock pairs), so a workflow's wall time can be split into the science and
+        everything around it: process start-up, database, files, orchestration."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            end = time.time()
+            spans = self._work.setdefault(kind, [])
+            spans.append([start, end])
+            self.push(f"work_{kind}_spans", [list(s) for s in spans])
+            self.push(f"work_{kind}_s", float(sum(b - a for a, b in spans)))
 
     def add_file(self, name: str | Path) -> None:
         """Mark a produced file as an output (all files get a manifest entry anyway)."""

@@ -24,7 +24,8 @@ def main() -> None:
         md = ctx.params["md_args"]  # every key filled from tasks/md_select/bd.yaml
         sel = ctx.params["select_args"]
         gamma_min = sel["gamma_min"]
-        result = run_md_select(start, pot, ts, atom_types, md=md, select=sel)
+        with ctx.work("md"):
+            result = run_md_select(start, pot, ts, atom_types, md=md, select=sel)
         if result.unphysical:
             log.warning(
                 "%s: MD stopped, unphysical snapshot not collected: %s",
@@ -34,9 +35,10 @@ def main() -> None:
         chosen = []
         if result.snapshots:
             limit = sel["limit"] or None
-            picked = backend_of(ctx).select_add(
-                pot, ts, result.snapshots, atom_types, threshold=gamma_min, limit=limit
-            )
+            with ctx.work("grade"):
+                picked = backend_of(ctx).select_add(
+                    pot, ts, result.snapshots, atom_types, threshold=gamma_min, limit=limit
+                )
             chosen = [result.snapshots[int(i)] for i in picked.indices]
         write_cfg(ctx.run_dir / SELECTED, chosen, atom_types)
         ctx.add_file(SELECTED)

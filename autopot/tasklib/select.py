@@ -20,14 +20,15 @@ def main() -> None:
             for a in read_cfg(path, atom_types)
         ]
         limit = int(ctx.params.get("limit") or 0) or None
-        result = backend_of(ctx).select_add(
-            local_input(ctx, "pot_fname"),
-            local_input(ctx, "ts_fname"),
-            candidates,
-            atom_types,
-            threshold=float(ctx.params["grade"]),
-            limit=limit,
-        )
+        with ctx.work("grade"):
+            result = backend_of(ctx).select_add(
+                local_input(ctx, "pot_fname"),
+                local_input(ctx, "ts_fname"),
+                candidates,
+                atom_types,
+                threshold=float(ctx.params["grade"]),
+                limit=limit,
+            )
         chosen = []
         for i in result.indices:
             atoms = candidates[int(i)].copy()

@@ -19,7 +19,8 @@ def main() -> None:
         spec = dict(ctx.params["calculator"])
         if ctx.params.get("pot_fname"):  # the paper's VASP INCAR, or an EAM potential file
             spec.setdefault("pot_fname", str(local_input(ctx, "pot_fname")))
-        result = compute_single_point(atoms, spec, directory=ctx.run_dir / "calc")
+        with ctx.work("reference"):
+            result = compute_single_point(atoms, spec, directory=ctx.run_dir / "calc")
         result.info.update({k: v for k, v in atoms.info.items() if k not in result.info})
         write_cfg(ctx.run_dir / RESULT, [result], atom_types)
         ctx.add_file(RESULT)

@@ -35,14 +35,15 @@ def main() -> None:
         write_cfg(ctx.run_dir / TRAINING_SET, training, atom_types)
         ctx.add_file(TRAINING_SET)
         args = dict(ctx.params["train_args"])  # every key filled from tasks/train/bd.yaml
-        result = backend_of(ctx).train(
-            local_input(ctx, "pot_fname"),
-            ctx.run_dir / TRAINING_SET,
-            ctx.run_dir / POTENTIAL,
-            atom_types=atom_types,
-            workdir=ctx.run_dir / "train",
-            **args,
-        )
+        with ctx.work("train"):
+            result = backend_of(ctx).train(
+                local_input(ctx, "pot_fname"),
+                ctx.run_dir / TRAINING_SET,
+                ctx.run_dir / POTENTIAL,
+                atom_types=atom_types,
+                workdir=ctx.run_dir / "train",
+                **args,
+            )
         ctx.add_file(POTENTIAL)
         ctx.push("ts_size", len(training))
         ctx.push("ts_added", len(training) - n_before)
