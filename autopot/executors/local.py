@@ -4,16 +4,23 @@ Each run is ``/bin/sh -c 'sh ./run.sh ...'`` in its run directory (a constant co
 see :data:`TASK_COMMAND`), stdout/stderr captured into the run directory, in its own
 session so that an orchestrator crash does not kill tasks and a cancel kills the whole
 process group. Exits are seen immediately (the process is our child), so no polling.
+
+Warm start (option ``warm``, on by default; ``AUTOPOT_WARM=0`` turns the default off):
+runs whose ``run.sh`` is the stock ``exec python3 doIt.py`` are forked from a server that
+imported numpy, ASE, ZODB/ZEO and autopot once (:mod:`autopot.executors.warm`), which
+saves a short task most of its start-up. Same pid/exit files, logs, states and causes;
+any other run, or any run once that server cannot be used, takes the cold path above.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from autopot.executors.base import (
     EXIT_FILE,
@@ -28,17 +35,61 @@ from autopot.executors.base import (
     read_exit_file,
     tail,
 )
+from autopot.executors.warm import DEFAULT_PRELOAD, ForkServer
 from autopot.store.states import State
+
+log = logging.getLogger("autopot.executors.local")
+
+#: ``AUTOPOT_WARM=0`` makes cold the default (the ``warm`` option still wins).
+WARM_ENV = "AUTOPOT_WARM"
+
+
+class _Process(Protocol):
+    """What the executor needs of a task's top process, cold (asyncio) or warm."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int | None: ...
 
 
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, report: Any, *, max_parallel: int | None = None, **options: Any):
+    def __init__(
+        self,
+        report: Any,
+        *,
+        max_parallel: int | None = None,
+        warm: bool | None = None,
+        preload: list[str] | None = None,
+        **options: Any,
+    ):
         super().__init__(report, **options)
         self.max_parallel = int(max_parallel or os.cpu_count() or 1)
+        if warm is None:
+            warm = os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+        if not isinstance(warm, bool):
+            from autopot.errors import ExecutorError
+
+            raise ExecutorError("expected true or false", field="executor.warm")
+        if preload is not None and (
+            not isinstance(preload, list) or not all(isinstance(m, str) for m in preload)
+        ):
+            from autopot.errors import ExecutorError
+
+            raise ExecutorError("expected a list of module names", field="executor.preload")
+        #: the fork server of warm runs (None: every run starts cold)
+        self.warm: ForkServer | None = (
+            ForkServer([*DEFAULT_PRELOAD, *(preload or [])]) if warm else None
+        )
+        #: how many runs started each way (what tests and the bench check)
+        self.started = {"warm": 0, "cold": 0}
         self._slots = asyncio.Semaphore(self.max_parallel)
-        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._procs: dict[str, _Process] = {}
         self._cancelled: set[str] = set()
         self._waiters: set[asyncio.Task[None]] = set()
         self._by_label: dict[str, asyncio.Task[None]] = {}
@@ -73,35 +124,66 @@ class LocalExecutor(Executor):
             (spec.run_dir / EXIT_FILE).unlink(missing_ok=True)
             (spec.run_dir / PID_FILE).unlink(missing_ok=True)
             env = {**os.environ, **spec.env}
-            try:
-                with (
-                    open(spec.run_dir / STDOUT, "ab") as out,
-                    open(spec.run_dir / STDERR, "ab") as err,
-                ):
-                    proc = await asyncio.create_subprocess_exec(
-                        *TASK_COMMAND,
-                        cwd=spec.run_dir,
-                        env=env,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=err,
-                        start_new_session=True,
+            proc: _Process | None = await self._start_warm(spec, env)
+            if proc is None:
+                try:
+                    proc = await self._start_cold(spec, env)
+                except OSError as exc:
+                    await self.emit(
+                        Outcome(spec.label, State.FAILED, cause=f"cannot start task: {exc}")
                     )
-            except OSError as exc:
-                await self.emit(
-                    Outcome(spec.label, State.FAILED, cause=f"cannot start task: {exc}")
-                )
-                return
+                    return
             self._procs[spec.label] = proc
+            if spec.label in self._cancelled:  # cancelled while it was being started
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
             await self.emit(Outcome(spec.label, State.RUNNING, executor_id=str(proc.pid)))
             code = await proc.wait()
             self._procs.pop(spec.label, None)
         await self.emit(self._outcome(spec.label, spec.run_dir, code, str(proc.pid)))
 
-    def _outcome(self, label: str, run_dir: Path, code: int, pid: str) -> Outcome:
+    async def _start_warm(self, spec: RunSpec, env: dict[str, str]) -> _Process | None:
+        """Fork the run from the warm-start server; None: it goes cold (and why is logged)."""
+        if self.warm is None:
+            return None
+        reason = self.warm.cold_reason(spec.run_dir, env)
+        if reason:
+            log.debug("%s starts cold: %s", spec.label, reason)
+            return None
+        proc = await self.warm.launch(spec.run_dir, env)
+        if proc is not None:
+            self.started["warm"] += 1
+        return proc
+
+    async def _start_cold(self, spec: RunSpec, env: dict[str, str]) -> _Process:
+        with (
+            open(spec.run_dir / STDOUT, "ab") as out,
+            open(spec.run_dir / STDERR, "ab") as err,
+        ):
+            proc = await asyncio.create_subprocess_exec(
+                *TASK_COMMAND,
+                cwd=spec.run_dir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        self.started["cold"] += 1
+        return proc
+
+    def _outcome(self, label: str, run_dir: Path, code: int | None, pid: str) -> Outcome:
         if label in self._cancelled:
             return Outcome(
                 label, State.CANCELLED, exit_code=code, cause="cancelled", executor_id=pid
+            )
+        if code is None:  # a warm task whose server died and that left no exit file
+            return Outcome(
+                label,
+                State.FAILED,
+                cause="task ended without an exit code (its warm-start server was gone)",
+                executor_id=pid,
+                retry=True,  # its wrapper was killed: a crash, not the task's verdict
             )
         if code == 0:
             return Outcome(label, State.FINISHED, exit_code=0, executor_id=pid)
@@ -186,6 +268,8 @@ class LocalExecutor(Executor):
         for task in list(self._waiters):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.warm is not None:
+            await self.warm.close()
 
 
 def _is_our_task(pid: int, run_dir: Path) -> bool:

@@ -1,7 +1,9 @@
 """The executor contract, as a test mixin run against every executor (ZODB's storage-test
 style): the local executor, the SLURM executor and the in-process fake.
 
-A subclass provides ``make_executor(report)`` (and may mark itself, e.g. ``slurm``).
+A subclass provides ``make_executor(report)`` (and may mark itself, e.g. ``slurm``), and
+sets ``python_tasks`` to run the same behaviours as Python tasks behind the stock
+``run.sh`` (what the local executor forks warm) instead of shell bodies.
 """
 
 from __future__ import annotations
@@ -25,14 +27,25 @@ BEHAVIOURS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "hang": ("exec sleep 600", {"sleep": 600}),
 }
+#: the same behaviours as ``doIt.py`` bodies, run by the stock ``run.sh``
+PYTHON_BEHAVIOURS: dict[str, str] = {
+    "ok": "import os\nprint(f\"hello {os.environ['AUTOPOT_TEST']}\")",
+    "fail": 'import sys\nprint("bad input on line 7", file=sys.stderr)\nsys.exit(3)',
+    "hang": "import time\ntime.sleep(600)",
+}
+STOCK_RUN_SH = '#!/bin/sh\nexec "${AUTOPOT_PYTHON:-python3}" doIt.py\n'
 
 
-def make_spec(base: Path, label: str, behaviour: str) -> RunSpec:
+def make_spec(base: Path, label: str, behaviour: str, python: bool = False) -> RunSpec:
     task, _, ident = label.partition(".")
     run_dir = base / "runs" / task / ident
     run_dir.mkdir(parents=True, exist_ok=True)
     body, fake = BEHAVIOURS[behaviour]
-    (run_dir / "run.sh").write_text("#!/bin/sh\n" + body + "\n")
+    if python:
+        (run_dir / "run.sh").write_text(STOCK_RUN_SH)
+        (run_dir / "doIt.py").write_text(PYTHON_BEHAVIOURS[behaviour] + "\n")
+    else:
+        (run_dir / "run.sh").write_text("#!/bin/sh\n" + body + "\n")
     (run_dir / "behaviour.json").write_text(json.dumps(fake))
     return RunSpec(
         task, int(ident), label, run_dir, {"AUTOPOT_TEST": "1"}, {"slurm_options": {"time": "5"}}
@@ -68,9 +81,16 @@ class ExecutorConformance:
     """Behaviour every executor shows, whatever it runs on."""
 
     timeout = 60.0
+    python_tasks = False
 
     def make_executor(self, report: Recorder) -> Executor:
         raise NotImplementedError
+
+    def spec(self, base: Path, label: str, behaviour: str) -> RunSpec:
+        return make_spec(base, label, behaviour, python=self.python_tasks)
+
+    def check_executor(self, executor: Executor) -> None:
+        """Called after each scenario, before close (e.g. which start path was taken)."""
 
     def run(self, scenario: Callable[[Executor, Recorder], Any]) -> Recorder:
         async def main() -> Recorder:
@@ -79,6 +99,7 @@ class ExecutorConformance:
             await executor.start()
             try:
                 await scenario(executor, recorder)
+                self.check_executor(executor)
             finally:
                 await executor.close()
             return recorder
@@ -92,7 +113,7 @@ class ExecutorConformance:
         self.run(scenario)
 
     def test_success_and_failure_are_reported_with_exit_codes(self, tmp_path: Path) -> None:
-        ok, bad = make_spec(tmp_path, "work.1", "ok"), make_spec(tmp_path, "work.2", "fail")
+        ok, bad = self.spec(tmp_path, "work.1", "ok"), self.spec(tmp_path, "work.2", "fail")
 
         async def scenario(executor: Executor, rec: Recorder) -> None:
             ids = await executor.submit([ok, bad])
@@ -108,7 +129,7 @@ class ExecutorConformance:
         assert isinstance(first.state, State)  # typed, not a bare string
 
     def test_cancel_stops_a_running_run(self, tmp_path: Path) -> None:
-        spec = make_spec(tmp_path, "work.3", "hang")
+        spec = self.spec(tmp_path, "work.3", "hang")
 
         async def scenario(executor: Executor, rec: Recorder) -> None:
             await executor.submit([spec])
@@ -122,7 +143,7 @@ class ExecutorConformance:
         assert rec.final(spec.label).state == State.CANCELLED
 
     def test_adopting_an_unknown_run_says_no(self, tmp_path: Path) -> None:
-        spec = make_spec(tmp_path, "work.4", "ok")
+        spec = self.spec(tmp_path, "work.4", "ok")
 
         async def scenario(executor: Executor, rec: Recorder) -> None:
             assert await executor.adopt(spec.label, "", spec.run_dir) is False
