@@ -8,7 +8,7 @@
   writes, futures) with an in-process executor that ends each task at once; the
   orchestrator's CPU time divided by the number of tasks.
 * toy: the engine tests' toy workflow (N work tasks then one collect), end to end
-  through the CLI on the local executor.
+  through the CLI on the local executor, warm (the default) and cold (``AUTOPOT_WARM=0``).
 * per-run overhead, warm vs cold: N sp_calc-like runs (stock ``run.sh``; ``doIt.py``
   imports ASE and autopot, opens its TaskContext over ZEO, one EMT single point, pushes
   the energy) one at a time on the local executor, with its fork server (``warm: true``)
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -203,7 +204,7 @@ def run(motoko: Path, mode: str, n: int, run_name: str) -> dict:
     return dict(bench_orchestrator.RESULTS)
 
 
-def toy_wall(n: int) -> float:
+def toy_wall(n: int, warm: bool = True) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "toy"
         shutil.copytree(
@@ -226,6 +227,7 @@ def toy_wall(n: int) -> float:
             ],
             capture_output=True,
             text=True,
+            env={**os.environ, "AUTOPOT_WARM": "1" if warm else "0"},
         )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -280,6 +282,7 @@ def main() -> None:
     lat_ms = sorted(x * 1000 for x in lat)
     p99 = lat_ms[min(len(lat_ms) - 1, int(round(0.99 * (len(lat_ms) - 1))))]
     toy = toy_wall(args.toy)
+    toy_cold = toy_wall(args.toy, warm=False)
     figures = {
         "latency_median_ms": round(statistics.median(lat_ms), 2),
         "latency_p99_ms": round(p99, 2),
@@ -288,6 +291,7 @@ def main() -> None:
         "overhead_wall_s": round(over["wall_s"], 2),
         "tasks": args.tasks,
         "toy200_wall_s": round(toy, 2),
+        "toy200_cold_wall_s": round(toy_cold, 2),
         **per_run,
     }
     print(
@@ -299,7 +303,8 @@ def main() -> None:
         f"{figures['overhead_wall_s']} s wall)"
     )
     print(
-        f"toy workflow ({args.toy} work + 1 collect, local executor): {figures['toy200_wall_s']} s wall"
+        f"toy workflow ({args.toy} work + 1 collect, local executor): {figures['toy200_wall_s']} s wall "
+        f"warm, {figures['toy200_cold_wall_s']} s cold"
     )
     print(json.dumps(figures))
 

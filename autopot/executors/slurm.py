@@ -47,7 +47,10 @@ How the task reaches the database (option ``db``, docs/slurm.md)
 Sites' limits
     ``max_queued`` keeps at most that many of the workflow's jobs in the queue (the rest
     wait here and are queued as jobs end); ``group_size`` packs that many runs into one
-    array task, run one after another, each judged by its own exit file.
+    array task, run one after another, each judged by its own exit file. Such a packed
+    task imports Python's scientific stack once and forks each run whose ``run.sh`` is
+    the stock one (``warm``, on unless ``warm: false`` or ``AUTOPOT_WARM=0``; see
+    :mod:`autopot.executors.warm`); single jobs and array tasks of one run start cold.
 """
 
 from __future__ import annotations
@@ -182,6 +185,7 @@ class SlurmExecutor(Executor):
         db_port: int = 0,
         max_queued: int | None = None,
         group_size: int = 1,
+        warm: bool | None = None,
         **options: Any,
     ):
         if options:
@@ -189,7 +193,7 @@ class SlurmExecutor(Executor):
             raise ExecutorError(
                 f"unknown option {key!r} of the slurm executor (known: poll_interval, max_poll_interval, "
                 "backoff, max_array_size, retries, slurm_options, sbatch, squeue, scontrol, sacct, scancel, "
-                "command_timeout, db, db_host, db_port, db_address, tls, max_queued, group_size)",
+                "command_timeout, db, db_host, db_port, db_address, tls, max_queued, group_size, warm)",
                 field=f"executor.{key}",
             )
         super().__init__(report)
@@ -228,6 +232,10 @@ class SlurmExecutor(Executor):
         }
         self.command_timeout = command_timeout
         self.job_env = _db_env(db_address, tls)
+        if warm is not None:  # packed array tasks fork their runs from one interpreter
+            if not isinstance(warm, bool):
+                raise ExecutorError("expected true or false", field="executor.warm")
+            self.job_env["AUTOPOT_WARM"] = "1" if warm else "0"
         # default: no database connection from compute nodes (outcome files are ingested
         # by the orchestrator); "socket" keeps the old single-host behaviour; a db_address
         # means ZEO over TCP with mutual TLS

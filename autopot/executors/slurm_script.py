@@ -158,18 +158,29 @@ exec {shlex.join(TASK_COMMAND)} >>{STDOUT} 2>>{STDERR}
 #: Packed short tasks (``group_size``): array task k runs lines k*g+1 .. k*g+g of the
 #: run list one after the other, each exactly as a job of its own would (its exit code in
 #: its own ``.autopot_exit``); g is read from a file beside the list, never spliced in.
+#: With ``$AUTOPOT_PYTHON`` set (the engine sets it) and ``AUTOPOT_WARM`` not 0, one
+#: interpreter imports numpy/ASE/autopot once and forks each stock-``run.sh`` run
+#: (:func:`autopot.executors.warm.group_main`); if it cannot run, the shell loop runs
+#: the runs it did not start. Tasks never read the run list as their stdin.
 GROUP_FILE = "group_size"
 _GROUP_BODY = f"""\
 set -u
 g=$(cat "$SLURM_SUBMIT_DIR/{GROUP_FILE}")
 first=$((SLURM_ARRAY_TASK_ID * g + 1))
+warm=
+if [ "${{AUTOPOT_WARM:-1}}" != 0 ] && [ -n "${{AUTOPOT_PYTHON:-}}" ]; then
+  warm=1
+  "$AUTOPOT_PYTHON" -m autopot.executors.warm group "$SLURM_SUBMIT_DIR/{RUN_LIST}" "$first" "$g" </dev/null && exit 0
+  echo "autopot: warm group runner failed; the shell runs the runs it did not start" >&2
+fi
 sed -n "${{first}},$((first + g - 1))p" "$SLURM_SUBMIT_DIR/{RUN_LIST}" | while IFS= read -r dir; do
   (
     cd "$dir" || {{ echo "autopot: run directory '$dir' not found" >&2; exit 97; }}
+    [ -n "$warm" ] && [ -e {PID_FILE} ] && exit 0
     AUTOPOT_RUN_DIR=$PWD
     export AUTOPOT_RUN_DIR
     rm -f {EXIT_FILE} {PID_FILE}
-    exec {shlex.join(TASK_COMMAND)} >>{STDOUT} 2>>{STDERR}
+    exec {shlex.join(TASK_COMMAND)} </dev/null >>{STDOUT} 2>>{STDERR}
   )
 done
 exit 0

@@ -211,6 +211,11 @@ def zygote_main(report_fd: int, modules: list[str]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ, "request")
     selector.register(wake_r, selectors.EVENT_READ, "child")
+    with contextlib.suppress(BrokenPipeError):  # the executor is gone: so are we
+        _serve(report_fd, selector, wake_r, wake_w)
+
+
+def _serve(report_fd: int, selector: Any, wake_r: int, wake_w: int) -> None:
     children: dict[int, int] = {}  # wrapper pid -> request id
     buffer = b""
     while True:
@@ -228,7 +233,11 @@ def zygote_main(report_fd: int, modules: list[str]) -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 request = json.loads(line)
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError as exc:  # out of processes or memory: this run goes cold
+                    _send(report_fd, {"failed": request["id"], "error": str(exc)[:300]})
+                    continue
                 if pid == 0:
                     _wrapper(request, report_fd, (wake_r, wake_w, selector.fileno()))
                 children[pid] = int(request["id"])
@@ -248,8 +257,17 @@ def _reap(children: dict[int, int], report_fd: int) -> None:
             _send(report_fd, {"exit": ident, "pid": pid, "status": status})
 
 
-def _wrapper(request: dict[str, Any], report_fd: int, close: tuple[int, ...]) -> NoReturn:
-    """The forked wrapper: the warm twin of ``TASK_COMMAND``'s ``/bin/sh -c``."""
+def _wrapper(
+    request: dict[str, Any],
+    report_fd: int | None,
+    close: tuple[int, ...],
+    new_session: bool = True,
+) -> NoReturn:
+    """The forked wrapper: the warm twin of ``TASK_COMMAND``'s ``/bin/sh -c``.
+
+    ``new_session``: as the local executor starts tasks (a cancel kills the group, a
+    Ctrl-C of the orchestrator does not); not inside a SLURM job, whose signals
+    (scancel, time limit) must reach every process of the job step."""
     code = 70
     try:
         signal.set_wakeup_fd(-1)
@@ -257,14 +275,17 @@ def _wrapper(request: dict[str, Any], report_fd: int, close: tuple[int, ...]) ->
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a shell: die, do not raise
         for fd in close:
             os.close(fd)
-        os.setsid()
+        if new_session:
+            os.setsid()
         run_dir = str(request["dir"])
         os.chdir(run_dir)
         _redirect(run_dir)
         with open(PID_FILE, "w") as fh:
             fh.write(f"{os.getpid()}\n")
-        _send(report_fd, {"start": request["id"], "pid": os.getpid()})
-        os.close(report_fd)  # from here on the executor learns nothing new from us
+        if report_fd is not None:
+            with contextlib.suppress(OSError):  # an orchestrator gone meanwhile adopts us later
+                _send(report_fd, {"start": request["id"], "pid": os.getpid()})
+            os.close(report_fd)  # from here on the executor learns nothing new from us
         child = os.fork()
         if child == 0:
             _task(run_dir, dict(request["env"]))
@@ -494,6 +515,7 @@ class ForkServer:
         if z is None:
             return None
         assert z.proc.stdin is not None
+        run_dir = Path(os.path.abspath(run_dir))  # the zygote runs in /
         self._seq += 1
         ident = self._seq
         started: asyncio.Future[WarmProcess | None] = asyncio.get_running_loop().create_future()
@@ -614,6 +636,11 @@ class ForkServer:
                 z.running[ident] = process
                 self.stats.forked += 1
                 entry[1].set_result(process)
+        elif "failed" in message:
+            log.warning("warm start: cannot fork (%s); the run starts cold", message["error"])
+            entry = z.pending.pop(int(message["failed"]), None)
+            if entry is not None:
+                entry[1].set_result(None)
         elif "exit" in message:
             ident = int(message["exit"])
             ended = z.running.pop(ident, None)
@@ -689,9 +716,62 @@ def _watch_orphan(process: WarmProcess) -> None:
     loop.add_reader(fd, exited)
 
 
+def group_main(run_list: Path, first: int, count: int) -> int:
+    """A packed SLURM array task (``group_size``): lines ``first .. first+count-1`` of the
+    run list, one after the other, in one interpreter that imported the scientific stack
+    once. Each run is forked exactly as the local executor forks it (minus the new
+    session: SLURM's signals must reach it) or, if it cannot go warm, run cold with
+    ``TASK_COMMAND``; each is judged by its own exit file. Exit 0, as the shell loop."""
+    import subprocess
+
+    from autopot.executors.base import TASK_COMMAND
+
+    given = dict(os.environ)  # the job's environment: what each task gets
+    for key in _BLAS_THREADS:
+        os.environ[key] = given.get(key) or "1"
+    dirs = run_list.read_text().splitlines()[first - 1 : first - 1 + count]
+    preload(list(DEFAULT_PRELOAD))
+    threads = _threads()
+    forked = cold = 0
+    for run_dir in dirs:
+        if not run_dir or not os.path.isdir(run_dir):
+            print(f"autopot: run directory '{run_dir}' not found", file=sys.stderr, flush=True)
+            continue
+        for name in (EXIT_FILE, PID_FILE):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(run_dir, name))
+        env = {**given, "AUTOPOT_RUN_DIR": run_dir, "PWD": run_dir}
+        if threads == 1 and not cold_reason(Path(run_dir), env, given, sys.executable):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                _wrapper({"dir": run_dir, "env": env}, None, (), new_session=False)
+            os.waitpid(pid, 0)  # the run's own status is in its exit file
+            forked += 1
+            continue
+        with (
+            open(os.path.join(run_dir, STDOUT), "ab") as out,
+            open(os.path.join(run_dir, STDERR), "ab") as err,
+        ):
+            subprocess.run(
+                TASK_COMMAND, cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            )
+        cold += 1
+    print(
+        f"autopot: group of {len(dirs)} run(s): {forked} forked from one interpreter, "
+        f"{cold} started cold" + (f" ({threads} threads after imports)" if threads != 1 else ""),
+        flush=True,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the zygote process (``python -m autopot.executors.warm``)."""
+    """Entry point: the zygote (``python -m autopot.executors.warm FD PRELOAD``) or a
+    packed SLURM array task (``... group RUN_LIST FIRST COUNT``)."""
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "group":
+        sys.exit(group_main(Path(args[1]), int(args[2]), int(args[3])))
     zygote_main(int(args[0]), list(json.loads(args[1])))
 
 
