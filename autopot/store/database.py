@@ -267,6 +267,8 @@ class Store:
 
         root = self.conn.root()
         if "autopot" in root:
+            if not self.read_only:
+                self._ensure_value_index()
             return
         if self.read_only:
             raise StoreError("database is empty (no autopot data)", file=self.description)
@@ -277,6 +279,27 @@ class Store:
                 r["autopot"] = Root()
 
         self.transact(create, note="create autopot root")
+
+    def _ensure_value_index(self) -> None:
+        """Index the parameters and quantities of a database written before the value
+        index existed, once, on its first writable open (one transaction; no run or job
+        record is rewritten). Read-only opens scan instead. A failure here is logged and
+        leaves the database as it was: queries then keep scanning."""
+        from autopot.store import value_index
+
+        self.tm.begin()
+        missing = [t.name for t in value_index.task_types_without_index(self.root)]
+        self.tm.abort()
+        if not missing:
+            return
+        log.info("building the query index of %s (task types %s)", self.description, missing)
+        t0 = time.monotonic()
+        try:
+            n = self.transact(value_index.build, note="build query index")
+        except Exception as exc:  # noqa: BLE001 - the store stays usable, queries scan
+            log.warning("query index not built (%s): %s", self.description, exc)
+            return
+        log.info("query index built: %d runs in %.1f s", n, time.monotonic() - t0)
 
     # ---------------------------------------------------------------- invalidations
     def _hook_invalidations(self) -> None:

@@ -3,7 +3,9 @@
 Everything here is a ZODB ``Persistent`` object and is only modified inside a
 transaction (see :mod:`autopot.store.database`). Indexes are BTrees/TreeSets so that
 state and workflow-run queries over 10^5 runs read a few buckets, not every run, and so
-that concurrent inserts of different runs merge instead of conflicting.
+that concurrent inserts of different runs merge instead of conflicting. Parameters and
+scalar quantities are indexed the same way (:mod:`autopot.store.value_index`), updated by
+:meth:`TaskType.add_run` and :meth:`Run.push` in the transaction that changes the run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from persistent import Persistent
 
 from autopot.errors import StoreError
 from autopot.store.states import TERMINAL, TRANSITIONS, State
+from autopot.store.value_index import ABSENT, QueryIndex
 
 SCHEMA_VERSION = 1
 
@@ -180,6 +183,7 @@ class Run(Persistent):
         if name in _RUN_FIELDS:
             raise StoreError(f"quantity name {name!r} shadows a run attribute", field=name)
         quantities = dict(self.quantities)
+        old = quantities.get(name, ABSENT)
         if step is None:
             quantities[name] = value
         else:
@@ -187,6 +191,7 @@ class Run(Persistent):
             series.append((int(step), value))
             quantities[name] = series
         self.quantities = quantities
+        self.task_type._reindex_quantity(self.id, name, old, quantities[name])
 
     def summary(self) -> dict[str, Any]:
         """Plain-data view used by the CLI (table/json/csv) and reports."""
@@ -241,6 +246,10 @@ class TaskType(Persistent):
     #: with the same prefix goes to ``job_by_identity``, which also holds the jobs of
     #: databases created before this index existed.
     job_by_hash: Any = None
+    #: values of job/run parameters and scalar quantities → run ids (``value_index``).
+    #: None in a database written before it existed: queries scan until the first
+    #: writable open builds it (:func:`autopot.store.value_index.build`).
+    query_index: QueryIndex | None = None
 
     def __init__(self, name: str, schema: dict[str, Any]):
         self.name = name
@@ -253,6 +262,7 @@ class TaskType(Persistent):
         self.by_run_name = OOBTree()
         self.next_job_id = 1
         self.next_run_id = 1
+        self.query_index = QueryIndex()
 
     def _reindex_state(self, run_id: int, old: str | None, new: str) -> None:
         if old is not None and old in self.by_state:
@@ -260,6 +270,14 @@ class TaskType(Persistent):
         if new not in self.by_state:
             self.by_state[new] = IITreeSet()
         self.by_state[new].insert(run_id)
+
+    def _reindex_quantity(self, run_id: int, name: str, old: Any, new: Any) -> None:
+        if self.query_index is not None:
+            self.query_index.change("q", name, run_id, old, new)
+        elif self._p_jar is not None:
+            # no index yet: if a build commits meanwhile, this write must retry (conflict)
+            # so that the build's index does not miss this value
+            self._p_jar.readCurrent(self)
 
     def add_job(self, params: dict[str, Any], identity: str, source_hash: str) -> tuple[Job, bool]:
         """Return (job, created); an identical job is returned, never duplicated."""
@@ -301,6 +319,8 @@ class TaskType(Persistent):
         if run_name not in self.by_run_name:
             self.by_run_name[run_name] = IITreeSet()
         self.by_run_name[run_name].insert(run.id)
+        if self.query_index is not None:
+            self.query_index.add_run(run.id, job.params, params)
         job.run_ids = (*job.run_ids, run.id)  # on the job: no extra persistent object per run
         return run
 

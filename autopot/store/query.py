@@ -4,8 +4,11 @@ Constraints are joined by commas (AND). A name is a run attribute (state, id, ru
 exit_code, host, ...), a job parameter, a run parameter or a pushed quantity, looked up
 in that order; ``job.NAME``/``run.NAME``/``q.NAME`` force one. Operators: ``= == != < <=
 > >= ~`` (``~`` is a glob match on the text). ``a|b`` on the right of ``=``/``!=`` means
-any of. Equality on ``state``, ``run_name`` and ``id`` ranges use the BTree indexes, so
-an indexed query over 10^5 runs reads a few buckets.
+any of. Equality on ``state``, ``run_name`` and ``id`` ranges use the BTree indexes, and
+every operator on a parameter or a quantity uses the task type's value index
+(:mod:`autopot.store.value_index`), so such a query over 10^5 runs reads a few buckets.
+The index gives exactly the runs a scan would (it is tested against one); a database
+written before it existed, opened read-only, is scanned.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autopot.errors import QueryError
+from autopot.store.value_index import scalar
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -43,7 +47,10 @@ class Constraint:
         value = _lookup(run, self.name)
         if value is _ABSENT:
             return False
-        value = _scalar(value, self.name)
+        return self.matches_value(_scalar(value, self.name))
+
+    def matches_value(self, value: Any) -> bool:
+        """The comparison itself, on a run's (scalar) value: shared by scan and index."""
         values = self.values
         if isinstance(value, str) and self.texts:
             values = self.texts  # cfg_fname = 1 compares text with text
@@ -60,13 +67,11 @@ class Constraint:
 
 def _scalar(value: Any, name: str) -> Any:
     """numpy scalars and 1-element arrays compare as numbers; larger arrays are refused."""
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        return value
-    if getattr(value, "size", 0) == 1:
-        return value.reshape(()).item() if hasattr(value, "reshape") else value.item()
+    ok, plain = scalar(value)
+    if ok:
+        return plain
     raise QueryError(
-        f"{name!r} is an array of shape {tuple(shape)}; constraints compare scalars, "
+        f"{name!r} is an array of shape {tuple(value.shape)}; constraints compare scalars, "
         "filter arrays in Python",
         field="where",
     )
@@ -184,18 +189,80 @@ def select(
     *,
     limit: int | None = None,
     strict: bool = False,
+    use_index: bool = True,
 ) -> list[Any]:
     """Runs of one task type matching ``where``, in id order.
 
     With ``strict`` (what the CLI uses), a name that is neither a run attribute, a
     declared parameter, nor a quantity of any run looked at raises a QueryError instead
-    of silently matching nothing (``stat = FINISHED``).
+    of silently matching nothing (``stat = FINISHED``). ``use_index=False`` reads every
+    candidate run instead of the value index (the reference the index is tested against).
     """
-    return list(iter_select(task_type, where, limit=limit, strict=strict))
+    return list(iter_select(task_type, where, limit=limit, strict=strict, use_index=use_index))
 
 
-def select_ids(task_type: Any, constraints: list[Constraint]) -> tuple[Any, list[Constraint]]:
+def select_ids(
+    task_type: Any, constraints: list[Constraint], *, use_index: bool = True
+) -> tuple[Any, list[Constraint]]:
     """Use the indexes for what they can answer; return (candidate ids, remaining constraints)."""
+    ids, rest, _, error = _plan(task_type, constraints, strict=False, use_index=use_index)
+    if error is not None:
+        raise error[1]
+    return ids, rest
+
+
+def _plan(
+    task_type: Any, constraints: list[Constraint], *, strict: bool, use_index: bool
+) -> tuple[Any, list[Constraint], set[str], tuple[int, QueryError] | None]:
+    """(candidate ids, constraints left to check on each of them, names the scan must
+    find, the error a scan would raise and at which run id).
+
+    The state/run-name/id indexes narrow first. Then the value index answers parameter
+    and quantity constraints (:mod:`autopot.store.value_index`): runs whose values are all
+    indexed are decided without being read; the few with unindexed values (dicts, NaN,
+    arrays) are read and checked as the scan checks them, in the scan's order, so even
+    "this is an array" errors come from the same run. Without a value index (a database
+    from before it, opened read-only), the scan does everything itself.
+    """
+    base, rest = _base_ids(task_type, constraints)
+    index = getattr(task_type, "query_index", None) if use_index else None
+    if index is None:
+        unresolved = _unresolved_names(task_type, rest) if strict else set()
+        return (task_type.runs.keys() if base is None else base), rest, unresolved, None
+    from BTrees.IIBTree import IISet, difference, intersection, multiunion, union
+
+    from autopot.store.model import RUN_FIELDS
+
+    parts = [index.part(c) for c in rest if c.name not in RUN_FIELDS]
+    if not parts:
+        return (task_type.runs.keys() if base is None else base), rest, set(), None
+    ids = base  # runs that may match every constraint (values indexed or not)
+    reached: list[Any] = []  # runs with arrays a scan would compare (it raises there)
+    for part in parts:
+        if part.arrays:
+            reached.append(part.arrays if ids is None else intersection(part.arrays, ids))
+        found = union(part.exact, part.unindexed)
+        ids = found if ids is None else intersection(ids, found)
+    unsure = intersection(ids, multiunion([p.unindexed for p in parts]))
+    runs = task_type.runs
+    error: tuple[int, QueryError] | None = None
+    good = []
+    for run_id in multiunion([unsure, *reached]):
+        run = runs[run_id]
+        try:
+            if all(c.matches(run) for c in rest):
+                good.append(run_id)
+        except QueryError as exc:
+            error = (run_id, exc)  # the first a scan would meet: ids come in order
+            break
+    ids = union(difference(ids, unsure), IISet(good))
+    if strict and error is None:
+        _check_names(task_type, index, rest, base)
+    return ids, [c for c in rest if c.name in RUN_FIELDS], set(), error
+
+
+def _base_ids(task_type: Any, constraints: list[Constraint]) -> tuple[Any, list[Constraint]]:
+    """What the state, run-name and id indexes answer: (ids or None for all, the rest)."""
     from BTrees.IIBTree import IITreeSet, intersection, union
 
     ids: Any = None
@@ -223,8 +290,6 @@ def select_ids(task_type: Any, constraints: list[Constraint]) -> tuple[Any, list
             ids = found if ids is None else intersection(ids, found)
         else:
             rest.append(c)
-    if ids is None:
-        ids = task_type.runs.keys()
     return ids, rest
 
 
@@ -234,14 +299,29 @@ def iter_select(
     *,
     limit: int | None = None,
     strict: bool = False,
+    use_index: bool = True,
 ) -> Iterator[Any]:
+    """:func:`select`, one run at a time."""
     constraints = parse(where)
-    ids, rest = select_ids(task_type, constraints)
-    unresolved = _unresolved_names(task_type, rest) if strict else set()
+    plan = _plan(task_type, constraints, strict=strict, use_index=use_index)
+    yield from _scan(task_type, *plan, limit)
+
+
+def _scan(
+    task_type: Any,
+    ids: Any,
+    rest: list[Constraint],
+    unresolved: set[str],
+    error: tuple[int, QueryError] | None,
+    limit: int | None,
+) -> Iterator[Any]:
+    """Check ``rest`` on each candidate; raise ``error`` where the scan would meet it."""
     runs = task_type.runs
     n = 0
     scanned = 0
     for run_id in ids:
+        if error is not None and run_id > error[0]:
+            raise error[1]
         run = runs[run_id]
         scanned += 1
         if unresolved:
@@ -251,15 +331,35 @@ def iter_select(
             n += 1
             if limit is not None and n >= limit:
                 return
+    if error is not None:
+        raise error[1]
     if unresolved and scanned:
-        name = sorted(unresolved)[0]
-        schema = getattr(task_type, "schema", {}) or {}
-        known = [*schema.get("job", {}), *schema.get("run", {})]
-        raise QueryError(
-            f"unknown name {name!r}: not a run attribute, a parameter of {task_type.name} "
-            f"({', '.join(known) or 'none'}) nor a quantity of the {scanned} run(s) looked at",
-            field="where",
-        )
+        _unknown_name(task_type, sorted(unresolved)[0], scanned)
+
+
+def _unknown_name(task_type: Any, name: str, scanned: int) -> None:
+    schema = getattr(task_type, "schema", {}) or {}
+    known = [*schema.get("job", {}), *schema.get("run", {})]
+    raise QueryError(
+        f"unknown name {name!r}: not a run attribute, a parameter of {task_type.name} "
+        f"({', '.join(known) or 'none'}) nor a quantity of the {scanned} run(s) looked at",
+        field="where",
+    )
+
+
+def _check_names(task_type: Any, index: Any, constraints: list[Constraint], base: Any) -> None:
+    """The scan's unknown-name check, answered by the value index: a name no run among
+    ``base`` (all runs if None) has — in any namespace it resolves to — is an error."""
+    from BTrees.IIBTree import intersection
+
+    for name in sorted(_unresolved_names(task_type, constraints)):
+        present = index.present(name)
+        if present if base is None else intersection(present, base):
+            continue
+        scanned = len(task_type.runs) if base is None else len(base)
+        if scanned:
+            _unknown_name(task_type, name, scanned)
+        return
 
 
 def _unresolved_names(task_type: Any, constraints: list[Constraint]) -> set[str]:
@@ -274,10 +374,17 @@ def _unresolved_names(task_type: Any, constraints: list[Constraint]) -> set[str]
     return {c.name for c in constraints if c.name not in RUN_FIELDS and c.name not in declared}
 
 
-def count(task_type: Any, where: str | list[str] | None = None, *, strict: bool = False) -> int:
+def count(
+    task_type: Any,
+    where: str | list[str] | None = None,
+    *,
+    strict: bool = False,
+    use_index: bool = True,
+) -> int:
     """Number of matching runs; index-only when every constraint is indexed."""
-    constraints = parse(where)
-    ids, rest = select_ids(task_type, constraints)
-    if not rest:
+    ids, rest, unresolved, error = _plan(
+        task_type, parse(where), strict=strict, use_index=use_index
+    )
+    if not rest and not unresolved and error is None:
         return len(ids)
-    return sum(1 for _ in iter_select(task_type, where, strict=strict))
+    return sum(1 for _ in _scan(task_type, ids, rest, unresolved, error, None))
