@@ -409,7 +409,7 @@ class MotepBackend(MTPBackend):
             if method.upper() == "L-BFGS-B":  # default tolerances stop after a few steps
                 opts.update(ftol=1e-14, gtol=1e-10, maxfun=10 * int(max_iter))
             data.optimized = ["species_coeffs", "moment_coeffs", "radial_coeffs"]
-            stop = ConvergenceStop(opt["conv_tol"])
+            stop = ConvergenceStop(opt["conv_tol"], opt["conv_window"])
             with ShardedLoss(work, data, setting, n_jobs=self.n_jobs) as fun:
                 res = minimize(
                     fun, data.parameters, jac=True, method=method, options=opts, callback=stop
@@ -426,6 +426,7 @@ class MotepBackend(MTPBackend):
                     "converged": stop.converged,
                     "conv_tol": opt["conv_tol"],
                     "shards": fun.n_shards,
+                    "loss_history": [float(f"{f:.6g}") for f in stop.history],
                 }
             )
             log.info(
@@ -692,6 +693,12 @@ class MlpBackend(MTPBackend):
         """``mlp train`` with the options of :data:`.train_options.TRAIN_OPTIONS` mapped to
         mlp's flags (``seed`` has no mlp counterpart; ``method`` must be BFGS)."""
         opt = resolve_train_args(train_args)
+        if opt["conv_window"] != CONV_WINDOW:
+            raise MTPError(
+                f"mlp's convergence window is fixed at {CONV_WINDOW} iterations, "
+                f"not {opt['conv_window']}",
+                field="train_args.conv_window",
+            )
         if opt["method"] != "BFGS":
             raise MTPError(
                 f"mlp trains with BFGS only, not {opt['method']!r}", field="train_args.method"

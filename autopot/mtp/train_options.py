@@ -63,6 +63,19 @@ TRAIN_OPTIONS: tuple[TrainOption, ...] = (
         "--bfgs-conv-tol",
     ),
     TrainOption(
+        "conv_window",
+        int,
+        CONV_WINDOW,
+        1,
+        None,
+        None,
+        "iterations",
+        "the window of conv_tol: a warm-started refit that has stopped improving ends this "
+        "many iterations later",
+        "ConvergenceStop window",
+        f"{CONV_WINDOW} only (MLIP-2's fixed window; anything else is refused)",
+    ),
+    TrainOption(
         "energy_weight",
         float,
         1.0,

@@ -161,3 +161,19 @@ def test_neighborhood_select_add_and_saved_active_set(trained, training_set, tmp
     assert load_active_set(copy) is None
     save_active_set(copy, als)
     assert load_active_set(copy).n_training == als.n_training
+
+
+def test_a_warm_refit_that_stopped_improving_ends_one_window_later(tmp_path, trained, training_set):
+    """conv_window: a refit from a converged potential on its own data stops after about
+    one window, not at max_iter; the loss history is in train_errors.json."""
+    import json
+
+    common = dict(atom_types="Cu=0", max_iter=400, conv_tol=1e-2, save_active_set=False)
+    short = get_backend().train(
+        trained, training_set, tmp_path / "s.mtp", workdir=tmp_path / "s", conv_window=5, **common
+    )
+    steps = json.loads((tmp_path / "s" / "train_errors.json").read_text())["steps"]
+    assert steps[-1]["converged"] and short.iterations is not None and short.iterations < 60
+    assert len(steps[-1]["loss_history"]) == short.iterations
+    long = get_backend().train(trained, training_set, tmp_path / "l.mtp", conv_window=100, **common)
+    assert long.iterations is not None and long.iterations > 100

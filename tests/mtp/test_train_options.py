@@ -40,6 +40,7 @@ def test_defaults_and_none_mean_default():
         ({"lls": 1}, "train_args.lls: expected true or false"),
         ({"method": "CG"}, "train_args.method: expected one of BFGS, L-BFGS-B"),
         ({"conv_tol": 2.0}, "train_args.conv_tol: must be >= 0.0 and <= 1.0"),
+        ({"conv_window": 0}, "train_args.conv_window: must be >= 1"),
     ],
 )
 def test_bad_values_name_the_key(args, match):
@@ -106,4 +107,12 @@ def test_mlp_train_maps_every_option(tmp_path, monkeypatch):
             tmp_path / "o.mtp",
             atom_types=ATOM_TYPES,
             method="L-BFGS-B",
+        )
+    with pytest.raises(MTPError, match="fixed at 100 iterations, not 20"):
+        be.train(
+            tmp_path / "u.mtp",
+            emt_configs(2, seed=1),
+            tmp_path / "o.mtp",
+            atom_types=ATOM_TYPES,
+            conv_window=20,
         )
