@@ -53,7 +53,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "md_temperature": 1000.0,
         "md_steps": 1000,
         "grade_every": 1,
-        "train_iterations": 300,
+        "train_args": {"max_iter": 100, "conv_window": 20},
         "max_iterations": 10,
         "md_from": "two",
     },
@@ -67,7 +67,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "md_temperature": 1000.0,
         "md_steps": 200,
         "grade_every": 5,
-        "train_iterations": 200,
+        "train_args": {"max_iter": 100, "conv_window": 20},
         "max_iterations": 3,
         "md_from": "training_set",
     },
@@ -348,9 +348,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=4 * 3600)
     args = parser.parse_args()
     p = dict(PROTOCOLS[args.protocol])
-    for key in ("candidates", "level", "md_steps", "train_iterations"):
+    for key in ("candidates", "level", "md_steps"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
+    if args.train_iterations is not None:
+        p["train_args"] = {**p["train_args"], "max_iter": args.train_iterations}
     work = args.workdir or Path(tempfile.mkdtemp(prefix=f"paper_{args.protocol}_"))
     work.mkdir(parents=True, exist_ok=True)
     for name in ("tasks", "workflow"):
@@ -375,7 +377,7 @@ def main() -> None:
         "--calculator", "eam", "--pot-fname", str(files["eam"]),
         "--md-temperature", str(p["md_temperature"]),
         "--md-steps", str(p["md_steps"]),
-        "--train-iterations", str(p["train_iterations"]),
+        "--train-args", json.dumps(p["train_args"]),
         "--max-iterations", str(p["max_iterations"]),
         "--select-args", json.dumps({"grade_every": p["grade_every"]}),
         "--no-validate",
@@ -422,6 +424,8 @@ def main() -> None:
         ),
         "generate_inputs_s": round(generate_s, 1),
         "cross_md_selection": not args.no_cross_md_selection,
+        "train_args": p["train_args"],
+        "cross_md": [it.get("cross_md") for it in summary.get("iterations") or [] if it.get("cross_md")],
     }  # fmt: skip
     if summary.get("potential"):
         figures.update(
