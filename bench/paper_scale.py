@@ -49,6 +49,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         "candidates": 10_000,
         "n_initial": 20,
         "level": 16,
+        "bulk_repeat": (3, 3, 3),  # 54 atoms
+        "sf_repeat": (2, 3, 2),  # 72 atoms
         "grades": [10000, 1000, 100, 10, 2],
         "md_temperature": 1000.0,
         "md_steps": 1000,
@@ -59,13 +61,19 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     },
     "MoTa": {
         "species": ("Mo", "Ta"),
-        "a": 3.22,
-        "candidates": 2_000,
-        "n_initial": 20,
-        "level": 16,
+        "a": 3.147,  # Mo's; alloyed() scales each cell to its composition
+        # smaller than the paper (2 x 30,000, level 16, 54/72 atoms) so that both variants
+        # (with and without cross-MD selection) run on 2 cores within a working session;
+        # the shape is kept: two species, Dirichlet compositions, MD on every training
+        # configuration after pre-selection, > 200 MDs in flight (100 initial + selected)
+        "candidates": 1_000,
+        "n_initial": 100,
+        "level": 10,
+        "bulk_repeat": (2, 2, 2),  # 16 atoms
+        "sf_repeat": (1, 2, 2),  # 24 atoms
         "grades": [1000, 10, 2],
         "md_temperature": 1000.0,
-        "md_steps": 200,
+        "md_steps": 100,
         "grade_every": 5,
         "train_args": {"max_iter": 100, "conv_window": 20},
         "max_iterations": 3,
@@ -75,27 +83,26 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 
 
 # ---------------------------------------------------------------------- structures
-def bcc_bulk(symbol: str, a: float):
-    """54-atom bulk: the 3x3x3 conventional bcc cell."""
+def bcc_bulk(symbol: str, a: float, repeat: tuple[int, int, int] = (3, 3, 3)):
+    """Bulk: the conventional bcc cell repeated (3x3x3: 54 atoms)."""
     from ase.build import bulk
 
-    return bulk(symbol, "bcc", a=a, cubic=True).repeat((3, 3, 3))
+    return bulk(symbol, "bcc", a=a, cubic=True).repeat(repeat)
 
 
-def bcc_stacking_fault(symbol: str, a: float):
-    """72-atom (1-10) generalized stacking fault at 1/4[111]: x=[111], y=[1-10], z=[11-2]
-    (2x3x2 of the 6-atom cell; six (1-10) planes), the periodic image across y shifted
-    by a*sqrt(3)/4 along x."""
+def bcc_stacking_fault(symbol: str, a: float, repeat: tuple[int, int, int] = (2, 3, 2)):
+    """(1-10) generalized stacking fault at 1/4[111]: x=[111], y=[1-10], z=[11-2] (2x3x2
+    of the 6-atom cell: 72 atoms, six (1-10) planes); the periodic image across y is
+    shifted by a*sqrt(3)/4 along x."""
     from ase.lattice.cubic import BodyCenteredCubic
 
     atoms = BodyCenteredCubic(
         symbol=symbol, latticeconstant=a, directions=[[1, 1, 1], [1, -1, 0], [1, 1, -2]]
-    ).repeat((2, 3, 2))
+    ).repeat(repeat)
     cell = atoms.cell.array.copy()
     cell[1, 0] += a * np.sqrt(3.0) / 4.0
     atoms.set_cell(cell, scale_atoms=False)
     atoms.wrap()
-    assert len(atoms) == 72, len(atoms)
     return atoms
 
 
@@ -112,8 +119,12 @@ def strained_perturbed(base, n: int, rng: np.random.Generator, strain=0.02, sigm
     return out
 
 
+LATTICE = {"W": 3.165, "Mo": 3.147, "Ta": 3.303}  # A, experiment
+
+
 def alloyed(images: list, species: tuple[str, ...], rng: np.random.Generator) -> list:
-    """Dirichlet compositions (alpha=1: the whole simplex), then random site occupation."""
+    """Dirichlet compositions (alpha=1: the whole simplex), random site occupation, and the
+    cell scaled by Vegard's law from the first species' lattice constant."""
     if len(species) == 1:
         return images
     for atoms in images:
@@ -123,6 +134,8 @@ def alloyed(images: list, species: tuple[str, ...], rng: np.random.Generator) ->
         symbols = np.repeat(np.array(species), counts)
         rng.shuffle(symbols)
         atoms.set_chemical_symbols(list(symbols))
+        a_mix = float(np.dot(counts, [LATTICE[s] for s in species])) / len(atoms)
+        atoms.set_cell(atoms.cell.array * a_mix / LATTICE[species[0]], scale_atoms=True)
     return images
 
 
@@ -136,7 +149,8 @@ def generate_inputs(p: dict[str, Any], n: int, out: Path, seed: int = 2026) -> d
     species = p["species"]
     atom_types = ",".join(f"{s}={i}" for i, s in enumerate(species))
     out.mkdir(parents=True, exist_ok=True)
-    base_bulk, base_sf = bcc_bulk(species[0], p["a"]), bcc_stacking_fault(species[0], p["a"])
+    base_bulk = bcc_bulk(species[0], p["a"], p["bulk_repeat"])
+    base_sf = bcc_stacking_fault(species[0], p["a"], p["sf_repeat"])
     files: dict[str, Any] = {"atom_types": atom_types}
     sets = []
     for name, base in (("bulk", base_bulk), ("sf", base_sf)):
@@ -161,13 +175,15 @@ def generate_inputs(p: dict[str, Any], n: int, out: Path, seed: int = 2026) -> d
     )
     # held-out: snapshots of reference (EAM) Langevin MD at the MD temperature from both
     # cells, which the workflow never sees
+    n_comp = 1 if len(species) == 1 else 4  # alloys: eight compositions, 5 snapshots each
     files["held_out"] = out / "held_out.cfg"
     write_cfg(
         files["held_out"],
         reference_md(
-            alloyed([base_bulk.copy(), base_sf.copy()], species, rng),
+            alloyed([base_bulk.copy(), base_sf.copy()] * n_comp, species, rng),
             files["eam"],
             p["md_temperature"],
+            n=20 // n_comp,
         ),
         atom_types,
     )
