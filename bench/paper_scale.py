@@ -67,7 +67,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         # the shape is kept: two species, Dirichlet compositions, MD on every training
         # configuration after pre-selection, > 200 MDs in flight (100 initial + selected)
         "candidates": 1_000,
-        "n_initial": 100,
+        "n_initial": 130,
         "level": 10,
         "bulk_repeat": (2, 2, 2),  # 16 atoms
         "sf_repeat": (1, 2, 2),  # 24 atoms
