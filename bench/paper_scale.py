@@ -65,7 +65,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
         # smaller than the paper (2 x 30,000, level 16, 54/72 atoms) so that both variants
         # (with and without cross-MD selection) run on 2 cores within a working session;
         # the shape is kept: two species, Dirichlet compositions, MD on every training
-        # configuration after pre-selection, > 200 MDs in flight (100 initial + selected)
+        # configuration after pre-selection, > 200 MDs in flight (130 initial + selected)
         "candidates": 1_000,
         "n_initial": 130,
         "level": 10,
