@@ -100,19 +100,15 @@ def test_mlp_train_maps_every_option(tmp_path, monkeypatch):
         "--skip-preinit",
     } <= set(argv)
     assert seen["cwd"].is_dir() and (seen["cwd"] / "train.cfg").is_file()
-    with pytest.raises(MTPError, match="BFGS only"):
-        be.train(
-            tmp_path / "u.mtp",
-            emt_configs(2, seed=1),
-            tmp_path / "o.mtp",
-            atom_types=ATOM_TYPES,
-            method="L-BFGS-B",
-        )
-    with pytest.raises(MTPError, match="fixed at 100 iterations, not 20"):
-        be.train(
-            tmp_path / "u.mtp",
-            emt_configs(2, seed=1),
-            tmp_path / "o.mtp",
-            atom_types=ATOM_TYPES,
-            conv_window=20,
-        )
+    for option, match in (
+        ({"method": "L-BFGS-B"}, "BFGS only"),
+        ({"conv_window": 20}, "fixed at 100 iterations, not 20"),
+    ):
+        with pytest.raises(MTPError, match=match):
+            be.train(
+                tmp_path / "u.mtp",
+                emt_configs(2, seed=1),
+                tmp_path / "o.mtp",
+                atom_types=ATOM_TYPES,
+                **option,
+            )
