@@ -110,7 +110,8 @@ class Executor(abc.ABC):
 
     async def settle(self, labels: list[str], timeout: float) -> None:
         """Wait (bounded) until the processes of runs already ended in the database exit,
-        so their exit codes and files are recorded before the orchestrator exits."""
+        so their exit codes and files are recorded before the orchestrator exits. The
+        engine calls it only when it stops: an executor launches nothing after it."""
         return None
 
     async def close(self) -> None:

@@ -94,6 +94,8 @@ class LocalExecutor(Executor):
         self._waiters: set[asyncio.Task[None]] = set()
         self._by_label: dict[str, asyncio.Task[None]] = {}
         self._seq = 0
+        #: the orchestrator is stopping (settle or close was called): launch nothing more
+        self._stopping = False
 
     async def submit(self, specs: list[RunSpec]) -> list[str]:
         ids = []
@@ -116,6 +118,8 @@ class LocalExecutor(Executor):
                     await self.gate()  # no launch while the database is unreachable
                 except Exception:  # noqa: BLE001 - the engine is giving up; a restart resubmits
                     return
+            if self._stopping:  # e.g. the workflow just failed: a restart resubmits it
+                return
             if spec.label in self._cancelled:
                 await self.emit(
                     Outcome(spec.label, State.CANCELLED, cause="cancelled before start")
@@ -258,11 +262,15 @@ class LocalExecutor(Executor):
             del self._by_label[task.get_name()]
 
     async def settle(self, labels: list[str], timeout: float) -> None:
+        # The engine settles when it stops: a run still waiting for a slot must not start
+        # now (it would start against a database about to go away, maybe a failed one).
+        self._stopping = True
         tasks = [self._by_label[label] for label in labels if label in self._by_label]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
     async def close(self) -> None:
+        self._stopping = True
         for task in list(self._waiters):
             task.cancel()
         for task in list(self._waiters):

@@ -494,6 +494,7 @@ class ForkServer:
         self._zygote: _Zygote | None = None
         self._lock: asyncio.Lock | None = None
         self._seq = 0
+        self._closing = False
 
     @property
     def pid(self) -> int | None:
@@ -662,6 +663,8 @@ class ForkServer:
             if not started.done():
                 started.set_result(None)
         running, z.running = z.running, {}
+        if self._closing:  # the executor stops: its running tasks go on unwatched, as cold ones
+            running = {}
         if running:
             log.warning(
                 "warm-start server (pid %d) ended; watching its %d running task(s) directly",
@@ -678,6 +681,7 @@ class ForkServer:
 
     async def close(self) -> None:
         """Stop the zygote (running tasks go on: they do not depend on it)."""
+        self._closing = True
         z, self._zygote = self._zygote, None
         if z is None:
             return
