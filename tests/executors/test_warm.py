@@ -291,3 +291,45 @@ def test_adopt_after_an_orchestrator_crash(tmp_path: Path, warm: bool) -> None:
     _, rec = run(second, warm=warm)
     final = rec.final(spec.label)
     assert final.state == State.FAILED and final.exit_code == 4 and not final.retry
+
+
+def test_bad_warm_options_name_the_option() -> None:
+    from autopot.errors import ExecutorError
+
+    with pytest.raises(ExecutorError) as err:
+        LocalExecutor(lambda o: None, warm="yes")  # type: ignore[arg-type]
+    assert err.value.field == "executor.warm"
+    with pytest.raises(ExecutorError) as err:
+        LocalExecutor(lambda o: None, preload="numpy")  # type: ignore[arg-type]
+    assert err.value.field == "executor.preload"
+
+
+def test_the_packed_slurm_group_runner_forks_stock_runs_and_runs_others_cold(
+    tmp_path: Path,
+) -> None:
+    """What a packed SLURM array task runs (without SLURM): each run judged by its files."""
+    import subprocess
+
+    specs = [
+        task(tmp_path, "1", "print('one')\n"),
+        task(tmp_path, "2", "import sys\nprint('bad', file=sys.stderr)\nsys.exit(3)\n"),
+        task(tmp_path, "3", "print('cold')\n", run_sh="#!/bin/sh\nexec python3 doIt.py\n"),
+        task(tmp_path, "4", "print('not in this group')\n"),
+    ]
+    listing = tmp_path / "runs.list"
+    listing.write_text("".join(f"{s.run_dir}\n" for s in specs))
+    proc = subprocess.run(
+        [sys.executable, "-m", "autopot.executors.warm", "group", str(listing), "1", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AUTOPOT_PYTHON": sys.executable},
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "group of 3 run(s): 2 forked from one interpreter, 1 started cold" in proc.stdout
+    one, two, three, four = (s.run_dir for s in specs)
+    assert (one / EXIT_FILE).read_text() == "0\n" and (one / "stdout.log").read_text() == "one\n"
+    assert (two / EXIT_FILE).read_text() == "3\n" and (two / "stderr.log").read_text() == "bad\n"
+    assert (three / "stdout.log").read_text() == "cold\n"
+    assert not (four / EXIT_FILE).exists()
