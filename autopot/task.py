@@ -119,7 +119,24 @@ class TaskContext:
                 if "params" not in marker:
                     raise
                 log.warning("running offline (results go to %s): %s", OUTCOME_FILE, exc)
-        return cls(store, marker["task"], int(marker["run_id"]), run_dir, workflow_dir, marker)
+        if store is not None:
+            # a task never needs to wait out an outage: offline, its outcome file is the
+            # result; so its commits give up after the start-up wait, not the orchestrator's
+            store.reconnect_timeout = min(store.reconnect_timeout, wait)
+        args = (marker["task"], int(marker["run_id"]), run_dir, workflow_dir, marker)
+        try:
+            return cls(store, *args)
+        except Exception as exc:
+            # the server went away between connecting and reading the run (a warm task
+            # connects within milliseconds of its launch): run offline, as if unreachable
+            from autopot.store.database import disconnected
+
+            if store is None or not disconnected(exc) or "params" not in marker:
+                raise
+            log.warning("running offline (results go to %s): %s", OUTCOME_FILE, exc)
+            with contextlib.suppress(Exception):
+                store.close()
+            return cls(None, *args)
 
     # ------------------------------------------------------------------ access
     @property
