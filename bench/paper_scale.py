@@ -325,13 +325,11 @@ def collect_runs(motoko: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         records.close()
 
 
-def held_out_errors(potential: Path, held_out: Path, eam: Path, atom_types: str) -> dict:
-    """Energy and force RMSE of the final MTP on configurations the workflow never saw."""
+def held_out_reference(held_out: Path, eam: Path, atom_types: str) -> list:
+    """The held-out configurations with their reference energies and forces."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from autopot.mtp.backend import MotepBackend
     from autopot.mtp.cfg import read_cfg
-    from autopot.mtp.error_report import compute_errors
     from autopot.reference import compute_single_point
 
     images = []
@@ -343,12 +341,39 @@ def held_out_errors(potential: Path, held_out: Path, eam: Path, atom_types: str)
             atoms, energy=ref.get_potential_energy(), forces=ref.get_forces()
         )
         images.append(atoms)
+    return images
+
+
+def held_out_errors(potential: Path, images: list, atom_types: str) -> dict[str, float]:
+    """Energy and force RMSE of an MTP on configurations the workflow never saw."""
+    from autopot.mtp.backend import MotepBackend
+    from autopot.mtp.error_report import compute_errors
+
     predicted = MotepBackend(n_jobs=1).calc_efs(potential, images, atom_types)
     err = compute_errors(images, predicted)
     return {
         "held_out_energy_rmse_mev_atom": round(1000 * err["energy_rmse_per_atom"], 3),
         "held_out_force_rmse_mev_a": round(1000 * err["forces_rmse"], 2),
     }
+
+
+def iteration_table(summary: dict[str, Any], images: list, atom_types: str) -> list[dict]:
+    """Per training: stage, iteration, training-set size, reference calls so far, and the
+    held-out errors of its potential (what a comparison at equal iterations needs)."""
+    rows, calls = [], 0
+    for it in summary.get("iterations") or []:
+        calls += int(it.get("n_added") or 0)
+        row = {
+            "train": it.get("train"),
+            "stage": it.get("stage"),
+            "iteration": it.get("iteration"),
+            "ts_size": it.get("ts_size"),
+            "reference_calls": calls,
+        }
+        if it.get("potential") and Path(it["potential"]).is_file():
+            row.update(held_out_errors(Path(it["potential"]), images, atom_types))
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------- main
@@ -360,16 +385,27 @@ def main() -> None:
     parser.add_argument("--md-steps", type=int)
     parser.add_argument("--train-iterations", type=int)
     parser.add_argument("--no-cross-md-selection", action="store_true")
+    parser.add_argument("--max-iterations", type=int, help="MD iterations at most")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=4 * 3600)
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="no run: the figures of the workflow already in --workdir (wall time from its "
+        "first run's start to its last run's end; no memory figure)",
+    )
     args = parser.parse_args()
     p = dict(PROTOCOLS[args.protocol])
-    for key in ("candidates", "level", "md_steps"):
+    for key in ("candidates", "level", "md_steps", "max_iterations"):
         if getattr(args, key) is not None:
             p[key] = getattr(args, key)
     if args.train_iterations is not None:
         p["train_args"] = {**p["train_args"], "max_iter": args.train_iterations}
     work = args.workdir or Path(tempfile.mkdtemp(prefix=f"paper_{args.protocol}_"))
+    if args.report:
+        if args.workdir is None:
+            parser.error("--report needs --workdir")
+        return report(args, p, work)
     work.mkdir(parents=True, exist_ok=True)
     for name in ("tasks", "workflow"):
         shutil.rmtree(work / name, ignore_errors=True)
@@ -412,6 +448,41 @@ def main() -> None:
         finally:
             memory.done = True
     t1 = time.time()
+    figures = figures_of(args, p, work, files, t0, t1)
+    figures.update(
+        peak_rss_mb=round(memory.peak_kb / 1024, 1),
+        exit_code=code,
+        generate_inputs_s=round(generate_s, 1),
+    )
+    print(f"workdir {work}; orchestrator exit {code}; wall {t1 - t0:.0f} s", file=sys.stderr)
+    print(json.dumps(figures))
+
+
+def report(args: argparse.Namespace, p: dict[str, Any], work: Path) -> None:
+    """The figures of an existing workdir's workflow (``--report``)."""
+    runs, _ = collect_runs(work / "motoko.yaml")
+    t0 = min(r["started"] for r in runs if r["started"])
+    t1 = max(r["ended"] for r in runs if r["ended"])
+    inputs = work / "inputs"
+    species = p["species"]
+    files = {
+        "atom_types": ",".join(f"{s}={i}" for i, s in enumerate(species)),
+        "held_out": inputs / "held_out.cfg",
+        "eam": inputs / f"{''.join(species)}.eam.alloy",
+    }
+    figures = figures_of(args, p, work, files, t0, t1)
+    figures["from_records"] = True
+    print(json.dumps(figures))
+
+
+def figures_of(
+    args: argparse.Namespace,
+    p: dict[str, Any],
+    work: Path,
+    files: dict[str, Any],
+    t0: float,
+    t1: float,
+) -> dict[str, Any]:
     runs, summary = collect_runs(work / "motoko.yaml")
     parts = breakdown(runs, t0, t1)
     wall = t1 - t0
@@ -423,7 +494,7 @@ def main() -> None:
         "selected": (summary.get("iterations") or [{}])[-1].get("ts_size", 0) - n_initial
         if summary.get("iterations")
         else 0,
-        "reference_calls": sum(1 for r in runs if r["task"] == "sp_calc" and r["state"] == "FINISHED"),
+        "reference_calls": summary.get("reference_calls"),
         "wall_s": round(wall, 1),
         "grade_s": round(parts["grade"], 1),
         "train_s": round(parts["train"], 1),
@@ -431,26 +502,21 @@ def main() -> None:
         "reference_s": round(parts["reference"], 1),
         "other_s": round(parts["other"], 1),
         "other_fraction": round(parts["other"] / wall, 4) if wall else None,
-        "peak_rss_mb": round(memory.peak_kb / 1024, 1),
+        "peak_rss_mb": None,
         "converged": bool(summary.get("converged")),
-        "exit_code": code,
         "runs": {t: sum(1 for r in runs if r["task"] == t) for t in ("select", "md_select", "sp_calc", "train")},
         "md_in_flight_max": max(
             (len(it.get("md_select") or []) for it in summary.get("iterations") or []), default=0
         ),
-        "generate_inputs_s": round(generate_s, 1),
         "cross_md_selection": not args.no_cross_md_selection,
         "train_args": p["train_args"],
         "cross_md": [it.get("cross_md") for it in summary.get("iterations") or [] if it.get("cross_md")],
     }  # fmt: skip
     if summary.get("potential"):
-        figures.update(
-            held_out_errors(
-                Path(summary["potential"]), files["held_out"], files["eam"], files["atom_types"]
-            )
-        )
-    print(f"workdir {work}; orchestrator exit {code}; wall {wall:.0f} s", file=sys.stderr)
-    print(json.dumps(figures))
+        images = held_out_reference(files["held_out"], files["eam"], files["atom_types"])
+        figures.update(held_out_errors(Path(summary["potential"]), images, files["atom_types"]))
+        figures["iterations"] = iteration_table(summary, images, files["atom_types"])
+    return figures
 
 
 if __name__ == "__main__":
