@@ -180,7 +180,7 @@ def generate_inputs(p: dict[str, Any], n: int, out: Path, seed: int = 2026) -> d
     write_cfg(
         files["held_out"],
         reference_md(
-            alloyed([base_bulk.copy(), base_sf.copy()] * n_comp, species, rng),
+            alloyed([c.copy() for _ in range(n_comp) for c in (base_bulk, base_sf)], species, rng),
             files["eam"],
             p["md_temperature"],
             n=20 // n_comp,
@@ -389,6 +389,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=4 * 3600)
     parser.add_argument(
+        "--held-out", type=Path, help="--report: score the potentials on this .cfg instead"
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="no run: the figures of the workflow already in --workdir (wall time from its "
@@ -467,7 +470,7 @@ def report(args: argparse.Namespace, p: dict[str, Any], work: Path) -> None:
     species = p["species"]
     files = {
         "atom_types": ",".join(f"{s}={i}" for i, s in enumerate(species)),
-        "held_out": inputs / "held_out.cfg",
+        "held_out": args.held_out or inputs / "held_out.cfg",
         "eam": inputs / f"{''.join(species)}.eam.alloy",
     }
     figures = figures_of(args, p, work, files, t0, t1)
