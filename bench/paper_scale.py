@@ -261,7 +261,7 @@ def breakdown(runs: list[dict[str, Any]], t0: float, t1: float) -> dict[str, flo
     events: list[tuple[float, int, str]] = []  # (time, +1/-1, label)
     for r in runs:
         start, end = r.get("started"), r.get("ended")
-        if not start or not end:
+        if start is None or end is None:
             continue
         start, end = max(start, t0), min(end, t1)
         if end <= start:
