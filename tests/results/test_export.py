@@ -69,8 +69,12 @@ def test_extxyz_round_trip_matches_the_database(finished_demo: Path, tmp_path: P
         assert atoms.info["autopot_added_by"] == added_by[label]
         origin = atoms.info["autopot_origin"]
         assert origin == "calculate_ts" or origin.split(".")[0] in ("select", "md_select")
-        if origin != "calculate_ts":  # the grade it was selected at, as in the training file
-            assert atoms.info["MV_grade"] > 1.0
+        if origin.startswith("md_select"):  # collected above gamma_min (2 in the preset)
+            assert atoms.info["MV_grade"] > 2.0, (origin, label, atoms.info)
+        elif origin != "calculate_ts":  # its grade before selection, as in the training file;
+            # select-add (as MLIP-2's) may swap in a candidate whose grade was just below 1
+            # until earlier swaps raised it, so only "graded" holds for every pick
+            assert atoms.info["MV_grade"] > 0.0, (origin, label, atoms.info)
     assert seen == set(added_by)  # every configuration of every iteration, each once
 
     # the same structures, in the same order, as the training file the potential was fitted on
