@@ -107,16 +107,21 @@ def bcc_stacking_fault(symbol: str, a: float, repeat: tuple[int, int, int] = (2,
 
 
 def strained_perturbed(base, n: int, rng: np.random.Generator, strain=0.02, sigma=0.02):
-    """``n`` copies: random symmetric strain with entries in +-strain, Gaussian sigma (A)."""
+    """``n`` copies: random symmetric strain with entries in +-strain (autopot.sampling),
+    then Gaussian displacements of sigma (A), as the paper's candidates."""
+    from autopot.sampling import strained
+
     out = []
-    for _ in range(n):
-        atoms = base.copy()
-        eps = rng.uniform(-strain, strain, (3, 3))
-        eps = (eps + eps.T) / 2
-        atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    for _ in range(n):  # strain and displacements drawn per copy, in that order
+        (atoms,) = strained(base, max_strain=strain, n=1, rng=rng)
         atoms.positions += rng.normal(0.0, sigma, atoms.positions.shape)
         out.append(atoms)
     return out
+
+
+def atom_types_of(species: tuple[str, ...]) -> str:
+    """``W=0`` / ``Mo=0,Ta=1``: MTP types in the order the protocol lists its species."""
+    return ",".join(f"{s}={i}" for i, s in enumerate(species))
 
 
 LATTICE = {"W": 3.165, "Mo": 3.147, "Ta": 3.303}  # A, experiment
@@ -147,7 +152,7 @@ def generate_inputs(p: dict[str, Any], n: int, out: Path, seed: int = 2026) -> d
 
     rng = np.random.default_rng(seed)
     species = p["species"]
-    atom_types = ",".join(f"{s}={i}" for i, s in enumerate(species))
+    atom_types = atom_types_of(species)
     out.mkdir(parents=True, exist_ok=True)
     base_bulk = bcc_bulk(species[0], p["a"], p["bulk_repeat"])
     base_sf = bcc_stacking_fault(species[0], p["a"], p["sf_repeat"])
@@ -463,17 +468,14 @@ def main() -> None:
 
 def report(args: argparse.Namespace, p: dict[str, Any], work: Path) -> None:
     """The figures of an existing workdir's workflow (``--report``)."""
-    runs, _ = collect_runs(work / "motoko.yaml")
-    t0 = min(r["started"] for r in runs if r["started"])
-    t1 = max(r["ended"] for r in runs if r["ended"])
     inputs = work / "inputs"
     species = p["species"]
     files = {
-        "atom_types": ",".join(f"{s}={i}" for i, s in enumerate(species)),
+        "atom_types": atom_types_of(species),
         "held_out": args.held_out or inputs / "held_out.cfg",
         "eam": inputs / f"{''.join(species)}.eam.alloy",
     }
-    figures = figures_of(args, p, work, files, t0, t1)
+    figures = figures_of(args, p, work, files)
     figures["from_records"] = True
     print(json.dumps(figures))
 
@@ -483,10 +485,15 @@ def figures_of(
     p: dict[str, Any],
     work: Path,
     files: dict[str, Any],
-    t0: float,
-    t1: float,
+    t0: float | None = None,
+    t1: float | None = None,
 ) -> dict[str, Any]:
+    """The JSON figures of the workflow in ``work``, over [t0, t1] (default: its first
+    run's start to its last run's end)."""
     runs, summary = collect_runs(work / "motoko.yaml")
+    if t0 is None or t1 is None:
+        t0 = min(r["started"] for r in runs if r["started"] is not None)
+        t1 = max(r["ended"] for r in runs if r["ended"] is not None)
     parts = breakdown(runs, t0, t1)
     wall = t1 - t0
     n_initial = p["n_initial"]

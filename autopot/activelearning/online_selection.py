@@ -244,16 +244,11 @@ def dispatched_before(directory: Path) -> list[int]:
 def write_picks(
     picks: Sequence[Atoms], indices: Sequence[int], directory: Path, atom_types: str
 ) -> list[Path]:
-    """One file per dispatched pick, named by its index among the MD's picks (atomic)."""
-    from autopot.mtp.cfg import write_cfg
+    """One file per dispatched pick, named by its index among the MD's picks (atomic), as
+    ``split_cfg`` names them."""
+    from autopot.activelearning.stages import write_each
 
-    directory.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in indices:
-        path = directory / f"{i:04d}.cfg"
-        write_cfg(path, [picks[i]], atom_types)
-        out.append(path)
-    return out
+    return write_each(picks, directory, atom_types, indices)
 
 
 async def restart_order(md_runs: RunList, picks_dir: Path, workflow: Any) -> AsyncIterator[RunView]:

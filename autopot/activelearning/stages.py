@@ -15,6 +15,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,25 @@ class Progress:
 
 def split_cfg(source: Path, dest_dir: Path, atom_types: str) -> list[Path]:
     """One .cfg per configuration (sp_calc takes one); same content → same file names."""
-    from autopot.mtp.cfg import read_cfg, write_cfg
+    from autopot.mtp.cfg import read_cfg
 
     images = read_cfg(source, atom_types) if source.stat().st_size else []
+    return write_each(images, dest_dir, atom_types)
+
+
+def write_each(
+    images: Sequence[Any], dest_dir: Path, atom_types: str, indices: Iterable[int] | None = None
+) -> list[Path]:
+    """``images[i]`` (all, or those of ``indices``) as ``dest_dir/<i:04d>.cfg``: the name is
+    the configuration's index, so a rerun re-creates the same sp_calc jobs (and the cross-MD
+    filter's journal finds its dispatched picks under the same names)."""
+    from autopot.mtp.cfg import write_cfg
+
     dest_dir.mkdir(parents=True, exist_ok=True)
     out = []
-    for i, atoms in enumerate(images):
+    for i in range(len(images)) if indices is None else indices:
         path = dest_dir / f"{i:04d}.cfg"
-        write_cfg(path, [atoms], atom_types)
+        write_cfg(path, [images[i]], atom_types)
         out.append(path)
     return out
 
