@@ -230,9 +230,16 @@ class Settings:
         from autopot.mtp.backend import backend_from_spec
 
         try:
-            backend_from_spec(self.mtp_backend)  # an mlp binary must exist and be executable
+            backend = backend_from_spec(self.mtp_backend)  # an mlp binary must be executable
         except AutopotError as exc:
             raise WorkflowError(exc.message, file=exc.file, field="--mtp-backend") from None
+        try:
+            backend.check_train_args(self.train_args)  # e.g. mlp trains with BFGS only
+        except AutopotError as exc:
+            raise WorkflowError(
+                f"{exc.field}: {exc.message} (with --mtp-backend {backend.name})",
+                field="--train-args",
+            ) from None
         self.check_validation()
         if self.preset:
             return  # inputs are generated (and checked) by the demo itself

@@ -127,6 +127,13 @@ class MTPBackend(ABC):
 
     name = "abstract"
 
+    def check_train_args(self, train_args: Mapping[str, Any]) -> dict[str, Any]:
+        """The filled training options (:func:`.train_options.resolve_train_args`), refused
+        when this backend cannot honour one: called by ``train`` and by the workflow's input
+        checks, so that a start is refused before anything runs rather than at its first
+        training."""
+        return resolve_train_args(train_args)
+
     @abstractmethod
     def train(
         self,
@@ -601,6 +608,21 @@ class MlpBackend(MTPBackend):
             )
         return found
 
+    def check_train_args(self, train_args: Mapping[str, Any]) -> dict[str, Any]:
+        """mlp has no other optimiser and no other convergence window."""
+        opt = resolve_train_args(train_args)
+        if opt["conv_window"] != CONV_WINDOW:
+            raise MTPError(
+                f"mlp's convergence window is fixed at {CONV_WINDOW} iterations, "
+                f"not {opt['conv_window']}",
+                field="train_args.conv_window",
+            )
+        if opt["method"] != "BFGS":
+            raise MTPError(
+                f"mlp trains with BFGS only, not {opt['method']!r}", field="train_args.method"
+            )
+        return opt
+
     def command(self, cmd: str, *args: PathLike, **options: Any) -> list[str]:
         """``[launcher..., mlp, cmd, args..., --key=value...]``; ``True`` flags become
         ``--key``; the launcher only for :attr:`LAUNCHED` commands."""
@@ -692,17 +714,7 @@ class MlpBackend(MTPBackend):
     ) -> TrainResult:
         """``mlp train`` with the options of :data:`.train_options.TRAIN_OPTIONS` mapped to
         mlp's flags (``seed`` has no mlp counterpart; ``method`` must be BFGS)."""
-        opt = resolve_train_args(train_args)
-        if opt["conv_window"] != CONV_WINDOW:
-            raise MTPError(
-                f"mlp's convergence window is fixed at {CONV_WINDOW} iterations, "
-                f"not {opt['conv_window']}",
-                field="train_args.conv_window",
-            )
-        if opt["method"] != "BFGS":
-            raise MTPError(
-                f"mlp trains with BFGS only, not {opt['method']!r}", field="train_args.method"
-            )
+        opt = self.check_train_args(train_args)
         types = parse_atom_types(atom_types)
         wd = self._workdir(workdir, "train")
         ts, images = self._as_cfg(training_set, types, wd / "train.cfg", "training_set")

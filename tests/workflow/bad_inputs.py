@@ -71,6 +71,8 @@ def make_files(scratch: Path) -> None:
         (scratch / name).write_text(text)
     (scratch / "garbage.cfg").write_bytes(bytes(range(256)) * 4)
     (scratch / "INCAR_garbage").write_bytes(b"\x00\xff\xfe" * 50 + bytes(range(200)))
+    (scratch / "mlp").write_text("#!/bin/sh\nexit 0\n")  # an mlp binary never run here
+    (scratch / "mlp").chmod(0o755)
     (scratch / "adir").mkdir(exist_ok=True)
     (scratch / "existing_folder").mkdir(exist_ok=True)
     shutil.copy(REPO / "motoko.yaml", scratch / "motoko_as_options.yaml")
@@ -218,6 +220,16 @@ CASES: list[Case] = [
         "mtp-backend-missing-binary",
         _start(*_TS, "--mtp-backend", "{s}/nonexistent/mlp"),
         ("--mtp-backend",),
+    ),
+    Case(
+        "mlp-train-args-lbfgs",
+        _start(*_TS, "--mtp-backend", "{s}/mlp", "--train-args", '{"method": "L-BFGS-B"}'),
+        ("--train-args", "train_args.method", "BFGS only"),
+    ),
+    Case(
+        "mlp-train-args-conv-window",
+        _start(*_TS, "--mtp-backend", "{s}/mlp", "--train-args", '{"conv_window": 20}'),
+        ("--train-args", "train_args.conv_window", "fixed at 100"),
     ),
     Case(
         "mtp-backend-unknown-name",
