@@ -2,7 +2,10 @@
 
 Layout: ``<workflow dir>/runs/<task>/<id>/``. Inputs named by ``file: true`` parameters
 are copied in (by base name) so that a run directory is self-contained: it can be
-archived, inspected and re-run by hand. Missing inputs fail before submission.
+archived, inspected and re-run by hand. Missing inputs fail before submission. A file
+parameter's declared ``companions`` (``pot.mtp.als.npz`` beside ``pot.mtp``: the active set
+its training run computed) come along when present, so each of hundreds of MD runs does
+not rebuild what one training run already built.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def prepare(
         dest = run_dir / fname
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(schema.template_dir / fname, dest)
+    companions = {p.name: p.companions for p in (*schema.job.values(), *schema.run.values())}
     for name, path in input_files(schema, params):
         dest = run_dir / path.name
         if not path.is_file():
@@ -65,6 +69,14 @@ def prepare(
             )
         if dest.resolve() != path.resolve():
             _copy(path, dest)
+        for suffix in companions.get(name, ()):
+            src, copy = path.with_name(path.name + suffix), dest.with_name(dest.name + suffix)
+            if copy.resolve() == src.resolve():
+                continue
+            if src.is_file():
+                _copy(src, copy)
+            else:  # an earlier attempt's copy must not outlive its source
+                copy.unlink(missing_ok=True)
     remove_outcome(run_dir)  # an earlier attempt's outcome must not settle this one
     write_marker(run_dir, marker)
     return run_dir

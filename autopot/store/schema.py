@@ -62,6 +62,9 @@ class Param:
     default: Any = _MISSING
     doc: str = ""
     file: bool = False  # value names input file(s) copied into the run directory
+    #: suffixes of optional files beside a file input (``pot.mtp`` + ``.als.npz``): copied
+    #: along when present, so a run reuses what the run that wrote the input computed
+    companions: tuple[str, ...] = ()
     unit: str = ""
     min: float | None = None  # inclusive bounds of int/float values
     max: float | None = None
@@ -191,6 +194,8 @@ class Param:
             out["choices"] = list(self.choices)
         if self.check_fn:
             out["check"] = self.check_fn
+        if self.companions:
+            out["companions"] = list(self.companions)
         if self.keys is not None:
             out["keys"] = {k: p.to_dict() for k, p in self.keys.items()}
         return out
@@ -227,6 +232,7 @@ _SPEC_KEYS = {
     "check",
     "open",
     "items",
+    "companions",
 }
 
 
@@ -292,6 +298,20 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
             raise SchemaError("expected module:function", file=source, field=f"{where}.check")
     elif raw_keys is not None or check_fn:
         raise SchemaError("keys/check are for dict parameters", file=source, field=where)
+    companions = spec.get("companions", [])
+    if companions and (
+        not spec.get("file")
+        or not isinstance(companions, list)
+        or not all(
+            isinstance(c, str) and c.startswith(".") and "/" not in c and len(c) > 1
+            for c in companions
+        )
+    ):
+        raise SchemaError(
+            "companions needs file: true and a list of suffixes such as .als.npz",
+            file=source,
+            field=f"{where}.companions",
+        )
     param = Param(
         name=name,
         type=type_name,
@@ -307,6 +327,7 @@ def _parse_param(name: str, spec: Any, source: str, section: str) -> Param:
         check_fn=check_fn,
         open=bool(spec.get("open", False)),
         items=items,
+        companions=tuple(companions),
     )
     if keys is not None and not param.required and param.default not in ({}, None):
         raise SchemaError(

@@ -28,8 +28,24 @@ def sha(path: Path) -> str:
             "job:\n  a: str\nfiles: [run.sh, missing.py]\n",
             "missing.py: files: template file listed in bd.yaml is missing",
         ),
+        (
+            "job:\n  a: {type: str, companions: [.als.npz]}\n",
+            "bd.yaml: job.a.companions: companions needs file: true",
+        ),
+        (
+            "job:\n  a: {type: str, file: true, companions: [../x]}\n",
+            "bd.yaml: job.a.companions: companions needs file: true and a list of suffixes",
+        ),
     ],
-    ids=["malformed", "unknown-type", "bad-default", "clash", "missing-file"],
+    ids=[
+        "malformed",
+        "unknown-type",
+        "bad-default",
+        "clash",
+        "missing-file",
+        "companions-without-file",
+        "companions-not-a-suffix",
+    ],
 )
 def test_bad_bd_yaml(template: Path, bd: str, needle: str) -> None:
     (template / "bd.yaml").write_text(bd)
