@@ -86,6 +86,15 @@ DEFAULT_PRELOAD: tuple[str, ...] = (
     "autopot.mtp.cfg",
     "autopot.mtp.backend",
     "autopot.mtp.calculator",
+    # what those import lazily, once per task otherwise: motep and its neighbour lists
+    # (md_select, select, train: 25 ms a task), ASE's EAM with scipy.interpolate (an EAM
+    # reference's sp_calc: 35 ms a task, more than a 16-atom single point)
+    "motep.calculator",
+    "motep.loss",
+    "motep.optimizers",
+    "motep.potentials.mtp.cext.engine",
+    "vesin",
+    "ase.calculators.eam",
     "autopot.reference",
     "autopot.tasklib.common",
     "autopot.tasklib.sp_calc",
