@@ -96,14 +96,13 @@ def _eos(ctx: Any) -> dict[str, Any]:
     """The fit over the recorded OPT runs (full relaxation first, then one per volume)."""
     from autopot.simulate import eos
     from autopot.simulate.common import atoms_from_dict
-    from autopot.store.records import get_run
 
     labels = list(ctx.params["opt_runs"])
     if len(labels) < 1 + ctx.params["n_points"]:
         raise SimulationError(
             f"expected {1 + ctx.params['n_points']} OPT runs, got {len(labels)}", field="opt_runs"
         )
-    runs = [get_run(ctx.store.root, label) for label in labels]
+    runs = [ctx.records.run(label) for label in labels]
     for run in runs:
         if run.state != "FINISHED":
             raise SimulationError(f"{run.label} is {run.state}", field="opt_runs")
@@ -122,7 +121,6 @@ def _vacancy(ctx: Any) -> dict[str, Any]:
     """The combination of the recorded parts (bulk OPT, perfect, defect, NEB)."""
     from autopot.simulate import vacancy
     from autopot.simulate.common import atoms_from_dict
-    from autopot.store.records import get_run
 
     p = _params(ctx, vacancy.DEFAULTS)
     parts = dict(ctx.params["parts"])
@@ -135,7 +133,7 @@ def _vacancy(ctx: Any) -> dict[str, Any]:
         raise SimulationError(
             f"expected parts {sorted(needed)}, got {sorted(parts)}", field="parts"
         )
-    runs = {name: get_run(ctx.store.root, label) for name, label in parts.items()}
+    runs = {name: ctx.records.run(label) for name, label in parts.items()}
     for run in runs.values():
         if run.state != "FINISHED":
             raise SimulationError(f"{run.label} is {run.state}", field="parts")

@@ -177,4 +177,12 @@ def apply_outcome(
     if exit_code is not None and run.exit_code is None:
         fields["exit_code"] = exit_code
     run.set_state(outcome["state"], outcome.get("cause", ""), **fields)
+    ended = outcome.get("time")
+    if (  # ingested later than the task wrote it: the run ended when the task did
+        by != "task"
+        and isinstance(ended, int | float)
+        and run.ended is not None
+        and (run.started or 0.0) <= ended < run.ended
+    ):
+        run.ended = float(ended)
     return True

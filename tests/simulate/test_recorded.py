@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 from ase.build import bulk
 
+from autopot.errors import AutopotError
 from autopot.simulate import EOS, MD, NEB_FROM_ENDPOINTS, OPT, SimulationError, tasks
 from autopot.store.database import open_store
+from autopot.store.outcome import OUTCOME_FILE
 
 
 @pytest.fixture
@@ -75,6 +78,42 @@ def test_eos_runs_its_relaxations_as_concurrent_opt_runs(cu, tmp_path):
     # another EOS over other volumes shares the full relaxation and the unstrained point
     EOS(atoms=cu, calculator="emt", workflow=wf, n_points=5, max_strain=0.06)
     assert counts(wf)["opt"] == (10, 10) and counts(wf)["eos"] == (2, 2)
+
+
+def test_eos_with_tasks_that_never_connect(cu, tmp_path):
+    """Local executor with ``db: none``: every task writes only its outcome file and the
+    engine ingests it; the EOS fit reads its OPT runs from the database file (read-only,
+    no server) and gives the numbers the connected tasks give. A run's ``ended`` is when
+    its task ended, not when the engine got round to ingesting it."""
+    online = EOS(atoms=cu, calculator="emt", workflow=tmp_path / "a", n_points=5)
+    offline = EOS(
+        atoms=cu,
+        calculator="emt",
+        workflow=tmp_path / "b",
+        n_points=5,
+        executor={"name": "local", "db": "none"},
+    )
+    assert not offline.cached
+    for key in ("B0_GPa", "V0", "a0_cubic", "relaxed_energy"):
+        assert offline[key] == pytest.approx(online[key], rel=1e-9), key
+    with open_store(tmp_path / "b", read_only=True) as db:
+        for task in ("opt", "eos"):
+            for run in db.root.task_types[task].runs.values():
+                assert run.state == "FINISHED" and run.extra["outcome_by"] == "orchestrator"
+                outcome = json.loads(
+                    (tmp_path / "b" / "runs" / task / str(run.id) / OUTCOME_FILE).read_text()
+                )
+                assert run.started <= run.ended == outcome["time"], run.label
+
+
+def test_local_db_option_is_checked(cu, tmp_path):
+    with pytest.raises(AutopotError, match="executor.db"):
+        EOS(
+            atoms=cu,
+            calculator="emt",
+            workflow=tmp_path / "c",
+            executor={"name": "local", "db": "tcp"},
+        )
 
 
 def test_md_run_saves_its_trajectory(cu, tmp_path):
