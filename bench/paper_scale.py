@@ -390,6 +390,13 @@ def main() -> None:
     parser.add_argument("--md-steps", type=int)
     parser.add_argument("--train-iterations", type=int)
     parser.add_argument("--no-cross-md-selection", action="store_true")
+    parser.add_argument(
+        "--db",
+        choices=("socket", "none"),
+        default="socket",
+        help="the local executor's db option: none = tasks never connect, the engine "
+        "ingests their outcome files",
+    )
     parser.add_argument("--max-iterations", type=int, help="MD iterations at most")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=4 * 3600)
@@ -419,6 +426,11 @@ def main() -> None:
         shutil.rmtree(work / name, ignore_errors=True)
         shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "motoko.yaml").read_text()
+    if args.db != "socket":
+        local = "executor: {name: local}"
+        if local not in text:
+            raise SystemExit(f"motoko.yaml has no {local!r} line to give db: {args.db}")
+        text = text.replace(local, f"executor: {{name: local, db: {args.db}}}")
     (work / "motoko.yaml").write_text(text)
 
     g0 = time.perf_counter()
@@ -461,6 +473,7 @@ def main() -> None:
         peak_rss_mb=round(memory.peak_kb / 1024, 1),
         exit_code=code,
         generate_inputs_s=round(generate_s, 1),
+        db=args.db,
     )
     print(f"workdir {work}; orchestrator exit {code}; wall {t1 - t0:.0f} s", file=sys.stderr)
     print(json.dumps(figures))
