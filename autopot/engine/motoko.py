@@ -195,7 +195,24 @@ def _executor_spec(spec: Any, path: Path, where: str) -> dict[str, Any]:
             file=path,
             field=where,
         )
+    _check_executor_options(dict(spec), path, where)
     return dict(spec)
+
+
+def _check_executor_options(spec: dict[str, Any], path: Path, where: str) -> None:
+    """A built-in executor's options are checked by building it (it starts nothing until
+    used), so a typo in motoko.yaml is refused before the workflow writes anything, not
+    at the first submission. A user's own ``module:Class`` checks its options when used."""
+    if spec["name"] not in EXECUTORS:
+        return
+    options = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        executor_class(spec["name"])(lambda outcome: None, **options)
+    except AutopotError as exc:
+        sub = (exc.field or "").removeprefix("executor")
+        raise WorkflowError(exc.message, file=path, field=where + sub) from None
+    except (TypeError, ValueError) as exc:  # a value of the wrong type compared or converted
+        raise WorkflowError(f"invalid executor option: {exc}", file=path, field=where) from None
 
 
 def executor_class(name: str) -> type:

@@ -56,6 +56,10 @@ class _Process(Protocol):
     async def wait(self) -> int | None: ...
 
 
+#: the local executor's options (motoko.yaml ``executor: {name: local, ...}``)
+LOCAL_OPTIONS = ("max_parallel", "warm", "preload", "db")
+
+
 class LocalExecutor(Executor):
     name = "local"
 
@@ -69,26 +73,41 @@ class LocalExecutor(Executor):
         db: str = "socket",
         **options: Any,
     ):
-        super().__init__(report, **options)
+        from autopot.errors import ExecutorError
+
+        if options:
+            import difflib
+
+            key = sorted(options)[0]
+            near = difflib.get_close_matches(key, LOCAL_OPTIONS, n=1)
+            raise ExecutorError(
+                f"unknown option {key!r} of the local executor"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f" (known: {', '.join(LOCAL_OPTIONS)})",
+                field=f"executor.{key}",
+            )
+        super().__init__(report)
+        if max_parallel is not None and (
+            isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+        ):
+            raise ExecutorError(
+                f"expected a positive integer, got {max_parallel!r}", field="executor.max_parallel"
+            )
         self.max_parallel = int(max_parallel or os.cpu_count() or 1)
         if db not in ("socket", "none"):
-            from autopot.errors import ExecutorError
-
-            raise ExecutorError("expected socket (default) or none", field="executor.db")
+            raise ExecutorError(
+                f"expected socket (default) or none, got {db!r}", field="executor.db"
+            )
         #: ``none``: tasks never connect; their outcome files are ingested in the engine's
         #: batched transactions (saves a ZEO connection and two commits, ~30 ms, per run)
         self.db_access = db
         if warm is None:
             warm = os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
         if not isinstance(warm, bool):
-            from autopot.errors import ExecutorError
-
             raise ExecutorError("expected true or false", field="executor.warm")
         if preload is not None and (
             not isinstance(preload, list) or not all(isinstance(m, str) for m in preload)
         ):
-            from autopot.errors import ExecutorError
-
             raise ExecutorError("expected a list of module names", field="executor.preload")
         #: the fork server of warm runs (None: every run starts cold)
         self.warm: ForkServer | None = (

@@ -98,6 +98,19 @@ def make_files(scratch: Path) -> None:
             "motoko.yaml",
             lambda t: t.replace("task_managers:", "directory: x\ntask_managers:"),
         ),
+        "executor_typo": (
+            "motoko.yaml",
+            lambda t: t.replace(
+                "executor: {name: local}", "executor: {name: local, max_paralel: 2}"
+            ),
+        ),
+        "executor_db": (
+            "motoko.yaml",
+            lambda t: t.replace(
+                "sp_calc: {template: tasks/sp_calc, retries: 1}",
+                "sp_calc: {template: tasks/sp_calc, retries: 1, executor: {name: local, db: tcp}}",
+            ),
+        ),
     }.items():
         dest = scratch / name
         if dest.exists():
@@ -376,6 +389,16 @@ CASES: list[Case] = [
         "motoko-duplicated-key",
         ["orchestrator", "start", "-c", "{s}/motoko_dup/motoko.yaml", "-W", "{wf}"],
         ("motoko.yaml", "duplicated key 'directory'"),
+    ),
+    Case(
+        "motoko-executor-option-typo",
+        ["orchestrator", "start", "-c", "{s}/executor_typo/motoko.yaml", "-W", "{wf}"],
+        ("motoko.yaml", "executor.max_paralel", "did you mean 'max_parallel'"),
+    ),
+    Case(
+        "motoko-task-executor-bad-db",
+        ["orchestrator", "start", "-c", "{s}/executor_db/motoko.yaml", "-W", "{wf}"],
+        ("motoko.yaml", "task_managers.sp_calc.executor.db", "socket (default) or none"),
     ),
     Case(
         "motoko-missing",
