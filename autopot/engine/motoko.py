@@ -121,6 +121,16 @@ class MotokoConfig:
             executor=executor,
         )
 
+    def check_executors(self) -> None:
+        """Refuse a bad executor option before a start writes anything, not at the first
+        submission. Not part of :meth:`load`: commands that only read the workflow (stop,
+        archive) need not have the executor's files (TLS certificates) where they run."""
+        _check_executor_options(self.executor, self.path, "executor")
+        for name, manager in self.task_managers.items():
+            if manager.executor is not self.executor:
+                where = f"task_managers.{name}.executor"
+                _check_executor_options(manager.executor, self.path, where)
+
     def schemas(self) -> dict[str, TaskSchema]:
         """Load every template's bd.yaml (errors name the template and the field)."""
         out = {}
@@ -195,14 +205,12 @@ def _executor_spec(spec: Any, path: Path, where: str) -> dict[str, Any]:
             file=path,
             field=where,
         )
-    _check_executor_options(dict(spec), path, where)
     return dict(spec)
 
 
 def _check_executor_options(spec: dict[str, Any], path: Path, where: str) -> None:
-    """A built-in executor's options are checked by building it (it starts nothing until
-    used), so a typo in motoko.yaml is refused before the workflow writes anything, not
-    at the first submission. A user's own ``module:Class`` checks its options when used."""
+    """A built-in executor's options, checked by building it (it starts nothing until
+    used). A user's own ``module:Class`` checks its options when used."""
     if spec["name"] not in EXECUTORS:
         return
     options = {k: v for k, v in spec.items() if k != "name"}

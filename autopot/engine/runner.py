@@ -249,7 +249,9 @@ def check_workflow_params(
 ) -> dict[str, Any]:
     """The orchestrator module's own checks (``check_params``), run before anything is
     written; returns what ``main`` receives. An error about a flag whose value came from
-    the options file (not overridden on the command line) names that file."""
+    the options file (not overridden on the command line) names that file. The
+    executors' options are checked here too."""
+    config.check_executors()
     module = config.orchestrator_module()
     check = getattr(module, "check_params", None)
     if check is None:

@@ -119,6 +119,24 @@ class Executor(abc.ABC):
         return None
 
 
+def refuse_unknown_options(executor: str, options: dict[str, Any], known: tuple[str, ...]) -> None:
+    """One line naming the first unknown option of ``executor``, with a did-you-mean."""
+    if not options:
+        return
+    import difflib
+
+    from autopot.errors import ExecutorError
+
+    key = sorted(options)[0]
+    near = difflib.get_close_matches(key, known, n=1)
+    raise ExecutorError(
+        f"unknown option {key!r} of the {executor} executor"
+        + (f" (did you mean {near[0]!r}?)" if near else "")
+        + f" (known: {', '.join(known)})",
+        field=f"executor.{key}",
+    )
+
+
 def tail(path: Path, lines: int = 5, max_bytes: int = 8192) -> str:
     """Last lines of a log file, for failure causes."""
     try:

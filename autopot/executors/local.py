@@ -33,6 +33,7 @@ from autopot.executors.base import (
     RunSpec,
     exit_cause,
     read_exit_file,
+    refuse_unknown_options,
     tail,
 )
 from autopot.executors.warm import DEFAULT_PRELOAD, ForkServer
@@ -75,17 +76,7 @@ class LocalExecutor(Executor):
     ):
         from autopot.errors import ExecutorError
 
-        if options:
-            import difflib
-
-            key = sorted(options)[0]
-            near = difflib.get_close_matches(key, LOCAL_OPTIONS, n=1)
-            raise ExecutorError(
-                f"unknown option {key!r} of the local executor"
-                + (f" (did you mean {near[0]!r}?)" if near else "")
-                + f" (known: {', '.join(LOCAL_OPTIONS)})",
-                field=f"executor.{key}",
-            )
+        refuse_unknown_options("local", options, LOCAL_OPTIONS)
         super().__init__(report)
         if max_parallel is not None and (
             isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1

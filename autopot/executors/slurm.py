@@ -78,6 +78,7 @@ from autopot.executors.base import (
     RunSpec,
     exit_cause,
     read_exit_file,
+    refuse_unknown_options,
     tail,
 )
 from autopot.executors.intent import (
@@ -149,6 +150,31 @@ class _Job:
     grouped: bool = False  # shares its array task with other runs (group_size)
 
 
+#: the slurm executor's options (motoko.yaml ``executor: {name: slurm, ...}``)
+SLURM_OPTIONS = (
+    "poll_interval",
+    "max_poll_interval",
+    "backoff",
+    "max_array_size",
+    "retries",
+    "slurm_options",
+    "sbatch",
+    "squeue",
+    "scontrol",
+    "sacct",
+    "scancel",
+    "command_timeout",
+    "db",
+    "db_host",
+    "db_port",
+    "db_address",
+    "tls",
+    "max_queued",
+    "group_size",
+    "warm",
+)
+
+
 @dataclass
 class SlurmStats:
     sbatch: int = 0
@@ -188,14 +214,7 @@ class SlurmExecutor(Executor):
         warm: bool | None = None,
         **options: Any,
     ):
-        if options:
-            key = sorted(options)[0]
-            raise ExecutorError(
-                f"unknown option {key!r} of the slurm executor (known: poll_interval, max_poll_interval, "
-                "backoff, max_array_size, retries, slurm_options, sbatch, squeue, scontrol, sacct, scancel, "
-                "command_timeout, db, db_host, db_port, db_address, tls, max_queued, group_size, warm)",
-                field=f"executor.{key}",
-            )
+        refuse_unknown_options("slurm", options, SLURM_OPTIONS)
         super().__init__(report)
         if poll_interval <= 0 or max_poll_interval < poll_interval or backoff < 1:
             raise ExecutorError(

@@ -138,6 +138,12 @@ def _start(*flags: str) -> list[str]:
     return ["orchestrator", "start", "-c", "{motoko}", *flags]
 
 
+def _broken_copy(name: str) -> list[str]:
+    """Start a workflow copy with a broken template or motoko.yaml (``scratch/<name>``),
+    pointed at the finished workflow's directory."""
+    return ["orchestrator", "start", "-c", "{s}/" + name + "/motoko.yaml", "-W", "{wf}"]
+
+
 _SEL = [
     "--select",
     "-a",
@@ -367,37 +373,37 @@ CASES: list[Case] = [
     # templates and motoko.yaml (a broken copy, pointed at the finished workflow with -W)
     Case(
         "bd-duplicated-key",
-        ["orchestrator", "start", "-c", "{s}/dup_key/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("dup_key"),
         ("bd.yaml", "duplicated key 'atom_types'"),
     ),
     Case(
         "bd-without-job",
-        ["orchestrator", "start", "-c", "{s}/no_job/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("no_job"),
         ("bd.yaml", "job"),
     ),
     Case(
         "bd-unknown-type",
-        ["orchestrator", "start", "-c", "{s}/bad_type/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("bad_type"),
         ("bd.yaml", "md_args.steps", "unknown type 'integer'"),
     ),
     Case(
         "bd-default-out-of-range",
-        ["orchestrator", "start", "-c", "{s}/bad_default/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("bad_default"),
         ("bd.yaml", "temperature_K", "below the minimum"),
     ),
     Case(
         "motoko-duplicated-key",
-        ["orchestrator", "start", "-c", "{s}/motoko_dup/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("motoko_dup"),
         ("motoko.yaml", "duplicated key 'directory'"),
     ),
     Case(
         "motoko-executor-option-typo",
-        ["orchestrator", "start", "-c", "{s}/executor_typo/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("executor_typo"),
         ("motoko.yaml", "executor.max_paralel", "did you mean 'max_parallel'"),
     ),
     Case(
         "motoko-task-executor-bad-db",
-        ["orchestrator", "start", "-c", "{s}/executor_db/motoko.yaml", "-W", "{wf}"],
+        _broken_copy("executor_db"),
         ("motoko.yaml", "task_managers.sp_calc.executor.db", "socket (default) or none"),
     ),
     Case(
